@@ -1,0 +1,158 @@
+/* The chv.* keys of the kernel command line. Other words are ignored, so the
+ * same line may carry options for a real kernel too. */
+#include "guest.h"
+
+const char *const check_names[CHECK_COUNT] = {
+	[CHECK_BOOT] = "boot",  [CHECK_CMDLINE] = "cmdline", [CHECK_MEM] = "mem",
+	[CHECK_INITRD] = "initrd", [CHECK_ACPI] = "acpi",     [CHECK_MADT] = "madt",
+	[CHECK_SMP] = "smp",    [CHECK_CMOS] = "cmos",       [CHECK_CPL3] = "cpl3",
+};
+
+static void add_error(struct options *o, const char *key, const char *v, size_t vlen)
+{
+	if (o->n_errors < 4) {
+		char val[48];
+		size_t n = vlen < sizeof(val) - 1 ? vlen : sizeof(val) - 1;
+		memcpy(val, v, n);
+		val[n] = '\0';
+		ksnprintf(o->errors[o->n_errors], sizeof(o->errors[0]), "%s=\"%s\" is invalid", key,
+			  val);
+	}
+	o->n_errors++;
+}
+
+static bool word_is(const char *w, size_t n, const char *lit)
+{
+	size_t l = strlen(lit);
+	return n == l && memcmp(w, lit, l) == 0;
+}
+
+static bool parse_checks(struct options *o, const char *v, size_t n)
+{
+	bool want[CHECK_COUNT] = {0};
+
+	if (word_is(v, n, "all")) {
+		for (int i = 0; i < CHECK_COUNT; i++)
+			want[i] = true;
+		memcpy(o->want, want, sizeof(want));
+		return true;
+	}
+	while (n) {
+		size_t l = 0;
+		while (l < n && v[l] != ',')
+			l++;
+		int i;
+		for (i = 0; i < CHECK_COUNT; i++)
+			if (word_is(v, l, check_names[i]))
+				break;
+		if (i == CHECK_COUNT)
+			return false;
+		want[i] = true;
+		if (l == n)
+			break;
+		v += l + 1;
+		n -= l + 1;
+		if (!n) /* trailing comma */
+			return false;
+	}
+	memcpy(o->want, want, sizeof(want));
+	return true;
+}
+
+static bool parse_initrd(struct options *o, const char *v, size_t n)
+{
+	size_t colon = 0;
+	while (colon < n && v[colon] != ':')
+		colon++;
+	if (colon == n)
+		return false;
+	return parse_size(v, colon, &o->initrd_size) &&
+	       parse_hex32(v + colon + 1, n - colon - 1, &o->initrd_crc);
+}
+
+static bool parse_action(struct options *o, const char *v, size_t n)
+{
+	static const char *const names[] = {"poweroff", "reset", "triplefault", "hang"};
+	for (unsigned i = 0; i < 4; i++)
+		if (word_is(v, n, names[i])) {
+			o->action = (enum action)i;
+			return true;
+		}
+	return false;
+}
+
+static bool parse_word(struct options *o, const char *k, size_t kn, const char *v, size_t vn)
+{
+	uint64_t x;
+
+	if (word_is(k, kn, "chv.checks")) {
+		o->explicit_checks = true;
+		return parse_checks(o, v, vn);
+	}
+	if (word_is(k, kn, "chv.mem"))
+		return (o->have_mem = parse_size(v, vn, &o->mem) && o->mem > 0);
+	if (word_is(k, kn, "chv.cpus")) {
+		if (!parse_size(v, vn, &x) || x == 0 || x > GUEST_MAX_CPUS)
+			return false;
+		o->cpus = (uint32_t)x;
+		return (o->have_cpus = true);
+	}
+	if (word_is(k, kn, "chv.initrd"))
+		return (o->have_initrd = parse_initrd(o, v, vn));
+	if (word_is(k, kn, "chv.action"))
+		return parse_action(o, v, vn);
+	if (word_is(k, kn, "chv.loops"))
+		return parse_size(v, vn, &o->loops) && o->loops > 0;
+	if (word_is(k, kn, "chv.tag")) {
+		if (vn == 0 || vn >= sizeof(o->tag_buf))
+			return false;
+		memcpy(o->tag_buf, v, vn);
+		o->tag_buf[vn] = '\0';
+		o->tag = o->tag_buf;
+		return true;
+	}
+	if (o->n_errors < 4) {
+		char key[32];
+		size_t n = kn < sizeof(key) - 1 ? kn : sizeof(key) - 1;
+		memcpy(key, k, n);
+		key[n] = '\0';
+		ksnprintf(o->errors[o->n_errors], sizeof(o->errors[0]), "unknown key %s", key);
+	}
+	o->n_errors++;
+	return true; /* already recorded */
+}
+
+void options_parse(const char *cmdline, struct options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->action = ACTION_POWEROFF;
+	o->loops = 100000000;
+	/* Without chv.checks: everything whose inputs are there (see finish). */
+	for (int i = 0; i < CHECK_COUNT; i++)
+		o->want[i] = true;
+
+	const char *p = cmdline;
+	while (*p) {
+		while (*p == ' ' || *p == '\t' || *p == '\n')
+			p++;
+		const char *w = p;
+		while (*p && *p != ' ' && *p != '\t' && *p != '\n')
+			p++;
+		size_t n = (size_t)(p - w);
+		if (n < 4 || memcmp(w, "chv.", 4) != 0)
+			continue;
+		size_t eq = 0;
+		while (eq < n && w[eq] != '=')
+			eq++;
+		char key[32];
+		size_t kn = eq < sizeof(key) - 1 ? eq : sizeof(key) - 1;
+		memcpy(key, w, kn);
+		key[kn] = '\0';
+		if (eq == n || !parse_word(o, w, eq, w + eq + 1, n - eq - 1))
+			add_error(o, key, eq == n ? "" : w + eq + 1, eq == n ? 0 : n - eq - 1);
+	}
+	if (!o->explicit_checks) {
+		o->want[CHECK_MEM] = o->have_mem;
+		o->want[CHECK_INITRD] = o->have_initrd;
+	}
+}

@@ -1,0 +1,286 @@
+/* The test guest's internal interfaces. Freestanding: no libc, no host headers
+ * except the compiler's own (stdint, stddef, stdarg, stdbool). */
+#ifndef CHV_TESTGUEST_H
+#define CHV_TESTGUEST_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define GUEST_MAX_CPUS    256
+#define GUEST_CMDLINE_MAX 4096
+#define GUEST_E820_MAX    128
+
+/* Progress codes written to the debug port 0x80. */
+#define PROGRESS_ENTRY     0x40
+#define PROGRESS_CHECKS    0x41
+#define PROGRESS_EXCEPTION 0x4e
+#define PROGRESS_DONE      0x4f
+
+/* GDT selectors (entry.S lays the table out in this order). */
+#define SEL_KCODE64 0x08
+#define SEL_KDATA   0x10
+#define SEL_KCODE32 0x18
+#define SEL_UDATA   0x20
+#define SEL_UCODE64 0x28
+#define SEL_TSS     0x30
+
+#define VEC_USER_RETURN 0x80
+#define VEC_SPURIOUS    0xff
+
+/* ---- port I/O and CPU helpers ---- */
+static inline void outb(uint16_t port, uint8_t v)
+{
+	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+static inline void outw(uint16_t port, uint16_t v)
+{
+	__asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port));
+}
+static inline void outl(uint16_t port, uint32_t v)
+{
+	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
+}
+static inline uint8_t inb(uint16_t port)
+{
+	uint8_t v;
+	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+static inline uint16_t inw(uint16_t port)
+{
+	uint16_t v;
+	__asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+static inline uint64_t rdtsc(void)
+{
+	uint32_t lo, hi;
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return ((uint64_t)hi << 32) | lo;
+}
+static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
+{
+	__asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(sub));
+}
+static inline void progress(uint8_t code)
+{
+	outb(0x80, code);
+}
+static inline uint8_t rd8(uint64_t pa)
+{
+	return *(volatile uint8_t *)(uintptr_t)pa;
+}
+static inline uint16_t rd16(uint64_t pa)
+{
+	uint16_t v;
+	__builtin_memcpy(&v, (const void *)(uintptr_t)pa, 2);
+	return v;
+}
+static inline uint32_t rd32(uint64_t pa)
+{
+	uint32_t v;
+	__builtin_memcpy(&v, (const void *)(uintptr_t)pa, 4);
+	return v;
+}
+static inline uint64_t rd64(uint64_t pa)
+{
+	uint64_t v;
+	__builtin_memcpy(&v, (const void *)(uintptr_t)pa, 8);
+	return v;
+}
+/* Everything below 4 GiB is identity-mapped; nothing above is. */
+static inline bool pa_ok(uint64_t pa, uint64_t len)
+{
+	return pa < 0x100000000ULL && len <= 0x100000000ULL - pa;
+}
+__attribute__((noreturn)) void halt_forever(void);
+
+/* ---- lib.c ---- */
+void *memset(void *d, int c, size_t n);
+void *memcpy(void *d, const void *s, size_t n);
+int memcmp(const void *a, const void *b, size_t n);
+size_t strlen(const char *s);
+bool str_eq(const char *a, const char *b);
+/* Parses a number (decimal, or hex with 0x) with an optional K/M/G suffix
+ * (binary units) that must fill [s, s+len). */
+bool parse_size(const char *s, size_t len, uint64_t *out);
+bool parse_hex32(const char *s, size_t len, uint32_t *out);
+
+/* ---- console.c: polled 16550 at 0x3f8 ---- */
+void console_init(void);
+void console_putc(char c);
+void console_write(const char *s, size_t n);
+void console_drain(void);
+__attribute__((format(printf, 1, 2))) void kprintf(const char *fmt, ...);
+void kvprintf(const char *fmt, va_list ap);
+__attribute__((format(printf, 3, 4))) int ksnprintf(char *buf, size_t cap, const char *fmt, ...);
+
+/* ---- tap.c ---- */
+void tap_begin(unsigned nchecks);
+/* The number the next result line will carry. */
+unsigned tap_current(void);
+void tap_ok(const char *name);
+__attribute__((format(printf, 2, 3))) void tap_fail(const char *name, const char *why, ...);
+__attribute__((format(printf, 1, 2))) void tap_diag(const char *fmt, ...);
+/* Prints the one summary line; returns the number of failures. */
+unsigned tap_summary(void);
+bool tap_summary_done(void);
+
+/* ---- bootinfo.c ---- */
+enum boot_proto { PROTO_PVH = 1, PROTO_LINUX32 = 2, PROTO_LINUX64 = 3 };
+
+struct e820e {
+	uint64_t addr, size;
+	uint32_t type;
+};
+
+struct boot_info {
+	enum boot_proto proto;
+	uint64_t info_pa;        /* start_info or boot_params */
+	bool valid;              /* magic / header found */
+	char why[96];            /* when !valid */
+	uint32_t pvh_version;
+	uint16_t linux_version;  /* boot protocol version in the zero page */
+	uint8_t loader_type;
+	bool have_cmdline;
+	char cmdline[GUEST_CMDLINE_MAX];
+	bool cmdline_truncated;
+	unsigned n_e820;
+	struct e820e e820[GUEST_E820_MAX];
+	uint64_t initrd_pa, initrd_size; /* size 0: none */
+	uint64_t rsdp_pa;        /* 0: not given */
+};
+
+extern struct boot_info g_boot;
+/* Set by entry.S: which entry ran and the register that carried the info. */
+extern uint32_t boot_proto_raw;
+extern uint64_t boot_info_raw;
+void bootinfo_parse(struct boot_info *b);
+const char *proto_name(enum boot_proto p);
+
+/* ---- cmdline.c ---- */
+enum check_id {
+	CHECK_BOOT,
+	CHECK_CMDLINE,
+	CHECK_MEM,
+	CHECK_INITRD,
+	CHECK_ACPI,
+	CHECK_MADT,
+	CHECK_SMP,
+	CHECK_CMOS,
+	CHECK_CPL3,
+	CHECK_COUNT
+};
+enum action { ACTION_POWEROFF, ACTION_RESET, ACTION_TRIPLEFAULT, ACTION_HANG };
+
+struct options {
+	bool explicit_checks;           /* chv.checks was given */
+	bool want[CHECK_COUNT];
+	bool have_mem, have_cpus, have_initrd;
+	uint64_t mem;
+	uint32_t cpus;
+	uint64_t initrd_size;
+	uint32_t initrd_crc;
+	enum action action;
+	const char *tag;                /* points into tag_buf; NULL when none */
+	char tag_buf[64];
+	uint64_t loops;                 /* CPL3 loop iterations */
+	unsigned n_errors;
+	char errors[4][96];             /* first few malformed keys, for the cmdline check */
+};
+
+extern const char *const check_names[CHECK_COUNT];
+void options_parse(const char *cmdline, struct options *o);
+
+/* ---- cpu.c ---- */
+void cpu_init(void);          /* GDT TSS, IDT; BSP only */
+void cpu_load_idt(void);      /* on an AP */
+void cpu_break_idt(void);     /* zero-limit IDT, for the triple fault */
+/* Runs fn(arg) at CPL3 with IOPL 3 on the user stack and returns its result. */
+uint64_t user_call(uint64_t (*fn)(void *), void *arg);
+/* TSC frequency in kHz and where it came from (never 0: a guess as the last resort). */
+uint64_t tsc_khz(const char **source);
+void delay_us(uint64_t us);
+
+/* ---- crc32.c (runs at CPL3) ---- */
+uint32_t crc32_ieee(const uint8_t *p, uint64_t n);
+
+/* ---- acpi.c ---- */
+struct gas {
+	uint8_t space, bit_width, bit_offset, access_size;
+	uint64_t addr;
+};
+
+#define ACPI_MAX_TABLES 32
+
+struct acpi_info {
+	bool rsdp_found;
+	const char *rsdp_source;
+	uint64_t rsdp_pa;
+	uint8_t rsdp_rev;
+	bool root_is_xsdt;
+	uint64_t root_pa;
+	unsigned n_tables;
+	struct {
+		char sig[5];
+		uint64_t pa;
+		uint32_t len;
+		uint8_t rev;
+		bool sum_ok;
+	} t[ACPI_MAX_TABLES];
+	bool ok;              /* every checksum and pointer was fine */
+	char why[128];        /* the first problem */
+	/* FADT-derived power control */
+	uint64_t fadt_pa, dsdt_pa, madt_pa;
+	uint8_t fadt_rev;
+	bool hw_reduced;
+	bool have_sleep_ctl;
+	struct gas sleep_ctl;
+	uint32_t pm1a_cnt_port, pm1b_cnt_port;
+	struct gas x_pm1a_cnt;
+	bool s5_found;
+	uint8_t s5_slp_typ;
+	bool reset_sup;
+	struct gas reset_reg;
+	uint8_t reset_value;
+	/* MADT */
+	bool madt_ok;
+	char madt_why[96];
+	uint64_t lapic_pa;
+	unsigned n_lapic_entries;  /* type 0 and type 9, enabled or not */
+	unsigned n_enabled;
+	uint32_t enabled_ids[GUEST_MAX_CPUS];
+};
+
+extern struct acpi_info g_acpi;
+/* Finds and validates everything; the heavy loops run at CPL3 inside. */
+void acpi_discover(uint64_t hint_rsdp, struct acpi_info *a);
+void gas_write(const struct gas *g, uint64_t v);
+
+/* ---- smp.c ---- */
+struct smp_result {
+	unsigned started;          /* APs that checked in */
+	unsigned sent;             /* APs we sent INIT-SIPI-SIPI to */
+	uint32_t bsp_id;
+	uint32_t ap_ids[GUEST_MAX_CPUS];
+};
+void smp_start(const struct acpi_info *a, struct smp_result *r);
+
+/* ---- cmos.c ---- */
+struct rtc_time {
+	unsigned year, month, day, hour, min, sec;
+	uint8_t reg_b;
+};
+/* 0, or a short reason in why. */
+int cmos_read_time(struct rtc_time *t, char *why, size_t cap);
+
+/* ---- power.c ---- */
+__attribute__((noreturn)) void do_action(enum action a);
+__attribute__((noreturn)) void power_off(void);
+
+/* ---- checks.c ---- */
+void checks_run(const struct options *o);
+
+#endif

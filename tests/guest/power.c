@@ -1,0 +1,68 @@
+/* The final actions. Every register comes from the ACPI tables the guest
+ * found, never from constants: the same image runs under QEMU. */
+#include "guest.h"
+
+static __attribute__((noreturn)) void triple_fault(void)
+{
+	cpu_break_idt();
+	__asm__ volatile("int3");
+	halt_forever();
+}
+
+void power_off(void)
+{
+	const struct acpi_info *a = &g_acpi;
+	uint8_t typ = a->s5_found ? a->s5_slp_typ : 5;
+
+	console_drain();
+	if (a->fadt_pa) {
+		if (a->hw_reduced && a->have_sleep_ctl) {
+			gas_write(&a->sleep_ctl, (uint64_t)(typ & 7) << 2 | 1u << 5);
+		} else {
+			uint16_t v = (uint16_t)((typ & 7) << 10 | 1u << 13);
+			if (a->x_pm1a_cnt.addr) {
+				gas_write(&a->x_pm1a_cnt, v);
+			} else if (a->pm1a_cnt_port) {
+				outw((uint16_t)a->pm1a_cnt_port, v);
+				if (a->pm1b_cnt_port)
+					outw((uint16_t)a->pm1b_cnt_port, v);
+			}
+		}
+		delay_us(100000);
+	}
+	/* Still here: end the VM anyway, so a harness never waits for a timeout. */
+	kprintf("# power-off did not stop the VM; forcing a triple fault\n");
+	console_drain();
+	triple_fault();
+}
+
+static __attribute__((noreturn)) void reset(void)
+{
+	const struct acpi_info *a = &g_acpi;
+
+	console_drain();
+	if (a->reset_sup && a->reset_reg.addr) {
+		gas_write(&a->reset_reg, a->reset_value);
+		delay_us(100000);
+	}
+	outb(0x64, 0xfe); /* i8042 pulse reset line */
+	delay_us(100000);
+	triple_fault();
+}
+
+void do_action(enum action act)
+{
+	switch (act) {
+	case ACTION_POWEROFF:
+		power_off();
+	case ACTION_RESET:
+		reset();
+	case ACTION_TRIPLEFAULT:
+		console_drain();
+		triple_fault();
+	case ACTION_HANG:
+		break;
+	}
+	console_drain();
+	halt_forever();
+}

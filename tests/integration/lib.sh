@@ -1,0 +1,49 @@
+# Shared helpers for the integration tests (sourced, bash).
+set -euo pipefail
+: "${CHV_BUILD_DIR:?}" "${CHV_SOURCE_DIR:?}"
+VMM=$CHV_BUILD_DIR/bin/chv-vmm
+ELF=$CHV_BUILD_DIR/guest/chv-testguest.elf
+BZ=$CHV_BUILD_DIR/guest/chv-testguest.bzImage
+T=$(mktemp -d /tmp/chv-it.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+# ASan: leaks are checked by the unit tests; a VMM killed by a test leaks by design.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+skip() { echo "SKIP: $*"; exit 77; }
+need_kvm() { [ -r /dev/kvm ] && [ -w /dev/kvm ] || skip "no usable /dev/kvm"; }
+
+# run_vmm STATUS_VAR OUT_PREFIX ARGS...: runs chv-vmm with a time limit;
+# stdout in $OUT_PREFIX.out, stderr in $OUT_PREFIX.err, exit status in STATUS_VAR.
+run_vmm() {
+	local -n _st=$1; local out=$2; shift 2
+	set +e
+	timeout -k 5 "${CHV_TIMEOUT:-120}" "$VMM" "$@" >"$out.out" 2>"$out.err" </dev/null
+	_st=$?
+	set -e
+}
+
+# expect_status GOT WANT WHAT
+expect_status() {
+	[ "$1" = "$2" ] || { echo "--- stderr:"; tail -n 30 "$4.err" 2>/dev/null || true;
+		echo "--- stdout:"; tail -n 40 "$4.out" 2>/dev/null || true;
+		fail "$3: exit status $1, expected $2"; }
+}
+
+# guest_passed FILE: the TAP summary says every check passed, and at least MIN ran.
+guest_passed() {
+	local f=$1 min=${2:-1}
+	grep -q '^not ok' "$f" && { grep '^not ok' "$f"; fail "guest checks failed in $f"; }
+	local line; line=$(grep -a '^# chv-testguest: ' "$f" | tail -n1)
+	[ -n "$line" ] || { tail -n 40 "$f"; fail "no summary line in $f"; }
+	local passed failed
+	passed=$(sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed.*/\1/' <<<"$line")
+	failed=$(sed -E 's/.*: ([0-9]+) passed, ([0-9]+) failed.*/\2/' <<<"$line")
+	[ "$failed" = 0 ] || fail "guest: $line"
+	[ "$passed" -ge "$min" ] || fail "guest: only $passed checks passed, expected >= $min"
+}
+
+# expect_ok FILE NAME-REGEX: a TAP line "ok N - <name>" is present.
+expect_ok() {
+	grep -Eq "^ok [0-9]+ - $2" "$1" || { cat "$1"; fail "no passing check matching '$2' in $1"; }
+}

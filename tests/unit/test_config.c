@@ -1,0 +1,761 @@
+/* chv-vmm's option parser and vm_config_validate(). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "vm/config.h"
+#include "vm/optparse.h"
+
+#define MAX_ARGS 32
+
+/* Parses the NULL-terminated args (argv[0] supplied) into a fresh config. */
+static int parse(struct vm_config *c, struct chv_err *err, const char *const *args)
+{
+	char *argv[MAX_ARGS + 1] = {"chv-vmm"};
+	int argc = 1;
+	for (; args[argc - 1]; argc++) {
+		assert_true(argc <= MAX_ARGS);
+		argv[argc] = (char *)args[argc - 1];
+	}
+	argv[argc] = NULL;
+	vm_config_init(c);
+	memset(err, 0, sizeof(*err));
+	return vm_config_parse_args(c, argc, argv, err);
+}
+
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+
+static void test_defaults(void **state)
+{
+	(void)state;
+	struct vm_config c;
+	struct chv_err err;
+	assert_int_equal(parse(&c, &err, ARGS("--kernel", "k")), 0);
+	assert_string_equal(c.payload.kernel, "k");
+	assert_null(c.payload.initramfs);
+	assert_null(c.payload.cmdline);
+	assert_int_equal(c.cpus.boot, 1);
+	assert_int_equal(c.cpus.max, 1);
+	assert_false(c.cpus.topology_set);
+	assert_int_equal(c.cpus.topology.threads_per_core, 1);
+	assert_int_equal(c.cpus.topology.cores_per_die, 1);
+	assert_int_equal(c.cpus.topology.dies_per_package, 1);
+	assert_int_equal(c.cpus.topology.packages, 1);
+	assert_int_equal(c.cpus.max_phys_bits, 46);
+	assert_int_equal(c.memory.size, 512ULL << 20);
+	assert_false(c.memory.shared);
+	assert_false(c.memory.hugepages);
+	assert_int_equal(c.serial.mode, CONSOLE_NULL);
+	assert_null(c.serial.path);
+	assert_int_equal(c.console.mode, CONSOLE_OFF);
+	assert_int_equal(c.seccomp, SECCOMP_TRUE);
+	assert_int_equal(c.verbosity, 0);
+	assert_null(c.log_file);
+	assert_false(c.no_reboot);
+	assert_string_equal(c.hypervisor, "kvm");
+	vm_config_free(&c);
+}
+
+static void test_no_args(void **state)
+{
+	(void)state;
+	struct vm_config c;
+	struct chv_err err;
+	char *argv[] = {"chv-vmm", NULL};
+	vm_config_init(&c);
+	assert_int_equal(vm_config_parse_args(&c, 1, argv, &err), 0);
+	assert_null(c.payload.kernel);
+	vm_config_free(&c);
+}
+
+static void test_full_space_form(void **state)
+{
+	(void)state;
+	struct vm_config c;
+	struct chv_err err;
+	int rc = parse(
+	    &c, &err,
+	    ARGS("--kernel", "/k", "--initramfs", "/i", "--cmdline", "console=ttyS0 quiet",
+		 "--cpus", "boot=2,max=4,topology=2:2:1:1,max_phys_bits=40", "--memory",
+		 "size=1G,shared=on,hugepages=true", "--serial", "tty", "--console", "off", "-v",
+		 "--log-file", "/l", "--seccomp", "log", "--no-reboot", "--hypervisor", "kvm"));
+	assert_int_equal(rc, 0);
+	assert_string_equal(c.payload.kernel, "/k");
+	assert_string_equal(c.payload.initramfs, "/i");
+	assert_string_equal(c.payload.cmdline, "console=ttyS0 quiet");
+	assert_int_equal(c.cpus.boot, 2);
+	assert_int_equal(c.cpus.max, 4);
+	assert_true(c.cpus.topology_set);
+	assert_int_equal(c.cpus.topology.threads_per_core, 2);
+	assert_int_equal(c.cpus.topology.cores_per_die, 2);
+	assert_int_equal(c.cpus.topology.dies_per_package, 1);
+	assert_int_equal(c.cpus.topology.packages, 1);
+	assert_int_equal(c.cpus.max_phys_bits, 40);
+	assert_int_equal(c.memory.size, 1ULL << 30);
+	assert_true(c.memory.shared);
+	assert_true(c.memory.hugepages);
+	assert_int_equal(c.serial.mode, CONSOLE_TTY);
+	assert_int_equal(c.console.mode, CONSOLE_OFF);
+	assert_int_equal(c.verbosity, 1);
+	assert_string_equal(c.log_file, "/l");
+	assert_int_equal(c.seccomp, SECCOMP_LOG);
+	assert_true(c.no_reboot);
+	assert_string_equal(c.hypervisor, "kvm");
+	vm_config_free(&c);
+}
+
+static void test_full_equals_form(void **state)
+{
+	(void)state;
+	struct vm_config c;
+	struct chv_err err;
+	int rc = parse(&c, &err,
+		       ARGS("--kernel=/k", "--initramfs=/i", "--cmdline=a=b c", "--cpus=boot=3",
+			    "--memory=size=4096K,shared=off", "--serial=file=/tmp/a,b=c",
+			    "--console=null", "-vvv", "-v", "--log-file=/l", "--seccomp=false",
+			    "--hypervisor=kvm"));
+	assert_int_equal(rc, 0);
+	assert_string_equal(c.payload.cmdline, "a=b c");
+	assert_int_equal(c.cpus.boot, 3);
+	assert_int_equal(c.cpus.max, 3);
+	assert_false(c.cpus.topology_set);
+	/* The derived topology: one package of max cores. */
+	assert_int_equal(c.cpus.topology.threads_per_core, 1);
+	assert_int_equal(c.cpus.topology.cores_per_die, 3);
+	assert_int_equal(c.cpus.topology.packages, 1);
+	assert_int_equal(c.memory.size, 4ULL << 20);
+	assert_false(c.memory.shared);
+	/* A file path is the rest of the value, commas included. */
+	assert_int_equal(c.serial.mode, CONSOLE_FILE);
+	assert_string_equal(c.serial.path, "/tmp/a,b=c");
+	assert_int_equal(c.console.mode, CONSOLE_NULL);
+	assert_int_equal(c.verbosity, 3); /* capped at trace */
+	assert_int_equal(c.seccomp, SECCOMP_FALSE);
+	vm_config_free(&c);
+}
+
+static void test_values_and_modes(void **state)
+{
+	(void)state;
+	struct vm_config c;
+	struct chv_err err;
+
+	assert_int_equal(parse(&c, &err, ARGS("--cmdline", "", "--seccomp", "true")), 0);
+	assert_string_equal(c.payload.cmdline, "");
+	assert_int_equal(c.seccomp, SECCOMP_TRUE);
+	vm_config_free(&c);
+
+	assert_int_equal(parse(&c, &err, ARGS("--cmdline=-x", "--serial", "socket=/run/s")), 0);
+	assert_string_equal(c.payload.cmdline, "-x");
+	assert_int_equal(c.serial.mode, CONSOLE_SOCKET);
+	assert_string_equal(c.serial.path, "/run/s");
+	vm_config_free(&c);
+
+	assert_int_equal(parse(&c, &err, ARGS("--serial", "off", "--seccomp", "on")), 0);
+	assert_int_equal(c.serial.mode, CONSOLE_OFF);
+	assert_int_equal(c.seccomp, SECCOMP_TRUE);
+	vm_config_free(&c);
+
+	assert_int_equal(parse(&c, &err, ARGS("--cpus", "max=8")), 0);
+	assert_int_equal(c.cpus.boot, 1);
+	assert_int_equal(c.cpus.max, 8);
+	assert_int_equal(c.cpus.topology.cores_per_die, 8);
+	vm_config_free(&c);
+
+	assert_int_equal(parse(&c, &err, ARGS("--cpus", "boot=255")), 0);
+	assert_int_equal(c.cpus.max, 255);
+	vm_config_free(&c);
+
+	assert_int_equal(parse(&c, &err, ARGS("--cpus", "topology=1:4:1:2,max=8,boot=007")), 0);
+	assert_int_equal(c.cpus.boot, 7);
+	assert_int_equal(c.cpus.topology.cores_per_die, 4);
+	assert_int_equal(c.cpus.topology.packages, 2);
+	vm_config_free(&c);
+
+	assert_int_equal(parse(&c, &err, ARGS("--memory", "hugepages=off,size=2M")), 0);
+	assert_int_equal(c.memory.size, 2ULL << 20);
+	assert_false(c.memory.hugepages);
+	vm_config_free(&c);
+
+	assert_int_equal(parse(&c, &err, ARGS("--verbose", "-v")), 0);
+	assert_int_equal(c.verbosity, 2);
+	vm_config_free(&c);
+}
+
+static void test_direct_parsers(void **state)
+{
+	(void)state;
+	struct vm_config c;
+	struct chv_err err;
+	vm_config_init(&c);
+	/* A later --cpus replaces the whole value, defaults included. */
+	assert_int_equal(vm_config_parse_cpus(&c, "boot=4,topology=2:2:1:1", &err), 0);
+	assert_int_equal(vm_config_parse_cpus(&c, "boot=2", &err), 0);
+	assert_int_equal(c.cpus.max, 2);
+	assert_false(c.cpus.topology_set);
+	assert_int_equal(c.cpus.topology.threads_per_core, 1);
+	assert_int_equal(c.cpus.topology.cores_per_die, 2);
+	/* A failing parse leaves the config as it was. */
+	assert_int_equal(vm_config_parse_cpus(&c, "boot=3,max=x", &err), -EINVAL);
+	assert_int_equal(c.cpus.boot, 2);
+	assert_int_equal(vm_config_parse_memory(&c, "size=1G", &err), 0);
+	assert_int_equal(vm_config_parse_memory(&c, "shared=on,size=x", &err), -EINVAL);
+	assert_int_equal(c.memory.size, 1ULL << 30);
+	assert_false(c.memory.shared);
+	/* Switching from a path mode to a plain one drops the path. */
+	assert_int_equal(vm_config_parse_console(&c.serial, "--serial", "file=/a", &err), 0);
+	assert_int_equal(vm_config_parse_console(&c.serial, "--serial", "socket=/b", &err), 0);
+	assert_string_equal(c.serial.path, "/b");
+	assert_int_equal(vm_config_parse_console(&c.serial, "--serial", "tty", &err), 0);
+	assert_null(c.serial.path);
+	vm_config_free(&c);
+}
+
+static void test_sizes(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *s;
+		uint64_t v;
+	} good[] = {
+	    {"0", 0},
+	    {"4096", 4096},
+	    {"1K", 1024},
+	    {"1k", 1024},
+	    {"512M", 512ULL << 20},
+	    {"2G", 2ULL << 30},
+	    {"2g", 2ULL << 30},
+	    {"3T", 3ULL << 40},
+	    {"18446744073709551615", UINT64_MAX},
+	    {"16777215T", 16777215ULL << 40},
+	};
+	static const char *const bad[] = {
+	    "",	   "K",	   "4x",	   "x4",	"-1",
+	    "+1",  " 1",   "1 ",	   "1KB",	"1.5G",
+	    "1GG", "0x10", "99999999999T", "16777216T", "18446744073709551616",
+	    "1M1",
+	};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		uint64_t v = 1;
+		assert_int_equal(vm_config_parse_size(good[i].s, &v), 0);
+		assert_int_equal(v, good[i].v);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		uint64_t v = 7;
+		if (vm_config_parse_size(bad[i], &v) != -EINVAL)
+			fail_msg("size \"%s\" was accepted", bad[i]);
+		assert_int_equal(v, 7);
+	}
+}
+
+static void test_optparse_numbers(void **state)
+{
+	(void)state;
+	uint64_t v;
+	uint32_t u;
+	struct chv_err err;
+	assert_int_equal(optparse_u64("18446744073709551615", &v), 0);
+	assert_int_equal(v, UINT64_MAX);
+	assert_int_equal(optparse_u64("18446744073709551616", &v), -ERANGE);
+	assert_int_equal(optparse_u64("", &v), -EINVAL);
+	assert_int_equal(optparse_u64("12a", &v), -EINVAL);
+	assert_int_equal(optparse_u32("--x", NULL, "5", 1, 9, &u, &err), 0);
+	assert_int_equal(u, 5);
+	assert_int_equal(optparse_u32("--x", NULL, "10", 1, 9, &u, &err), -EINVAL);
+	assert_string_equal(err.msg, "--x: 10 is out of range (1..9)");
+	assert_int_equal(optparse_u32("--x", "k", "-", 1, 9, &u, &err), -EINVAL);
+	assert_string_equal(err.msg, "--x: k=- is not a number");
+}
+
+/* Every malformed input: the message must name the option, the key and the
+ * value (needles; NULL where there is nothing more to name). */
+struct bad_case {
+	const char *args[4];
+	const char *needle[3];
+};
+
+static const struct bad_case bad_cases[] = {
+    /* options */
+    {{"--kernl", "k"}, {"unknown option \"--kernl\""}},
+    {{"--kernl=k"}, {"unknown option \"--kernl\""}},
+    {{"-x"}, {"unknown option \"-x\""}},
+    {{"-vq"}, {"unknown option \"-q\"", "\"-vq\""}},
+    {{"kernel"}, {"unexpected argument \"kernel\""}},
+    {{"-"}, {"unexpected argument \"-\""}},
+    {{"--"}, {"unexpected argument \"--\""}},
+    {{"--kernel"}, {"--kernel needs a value"}},
+    {{"--kernel", "--cpus", "boot=1"}, {"--kernel needs a value"}},
+    {{"--cpus", "-v"}, {"--cpus needs a value"}},
+    {{"--kernel="}, {"--kernel", "empty path"}},
+    {{"--initramfs="}, {"--initramfs", "empty path"}},
+    {{"--log-file="}, {"--log-file", "empty path"}},
+    {{"--kernel", "a", "--kernel", "b"}, {"--kernel given twice", "\"b\""}},
+    {{"--cpus", "boot=1", "--cpus=boot=2"}, {"--cpus given twice", "boot=2"}},
+    {{"--no-reboot=yes"}, {"--no-reboot takes no value", "yes"}},
+    {{"--help=1"}, {"--help takes no value", "\"1\""}},
+    {{"--seccomp", "errno"}, {"--seccomp", "\"errno\""}},
+    {{"--seccomp="}, {"--seccomp", "\"\""}},
+    {{"--hypervisor", "mshv"}, {"--hypervisor", "\"mshv\""}},
+    /* --cpus */
+    {{"--cpus="}, {"--cpus: empty value"}},
+    {{"--cpus", "boot=0"}, {"--cpus: boot=0 is out of range (1..255)"}},
+    {{"--cpus", "boot=256"}, {"--cpus:", "boot=256", "out of range"}},
+    {{"--cpus", "boot=4294967296"}, {"--cpus:", "boot=4294967296", "out of range"}},
+    {{"--cpus", "boot=99999999999999999999999"}, {"--cpus:", "boot=9999999", "out of range"}},
+    {{"--cpus", "boot=-1"}, {"--cpus:", "boot=-1", "out of range"}},
+    {{"--cpus", "boot=4x"}, {"--cpus:", "boot=4x", "not a number"}},
+    {{"--cpus", "boot= 4"}, {"--cpus:", "boot= 4", "not a number"}},
+    {{"--cpus", "boot=0x4"}, {"--cpus:", "boot=0x4", "not a number"}},
+    {{"--cpus", "boot="}, {"--cpus:", "boot=", "needs a value"}},
+    {{"--cpus", "max=0"}, {"--cpus:", "max=0", "out of range"}},
+    {{"--cpus", "max=300"}, {"--cpus:", "max=300", "out of range"}},
+    {{"--cpus", "boot"}, {"--cpus:", "\"boot\"", "not key=value"}},
+    {{"--cpus", "4"}, {"--cpus:", "\"4\"", "not key=value"}},
+    {{"--cpus", "boot=1,,max=2"}, {"--cpus:", "empty item", "\"boot=1,,max=2\""}},
+    {{"--cpus", "boot=1,"}, {"--cpus:", "empty item", "\"boot=1,\""}},
+    {{"--cpus", ",boot=1"}, {"--cpus:", "empty item", "\",boot=1\""}},
+    {{"--cpus", "boot=1,boot=2"}, {"--cpus:", "\"boot\" given twice", "\"boot=1,boot=2\""}},
+    {{"--cpus", "bot=2"}, {"--cpus: unknown key \"bot\" in \"bot=2\""}},
+    {{"--cpus", "=2"}, {"--cpus: unknown key \"\" in \"=2\""}},
+    {{"--cpus", "topology=1:2:1"}, {"--cpus:", "topology=1:2:1", "threads:cores:dies"}},
+    {{"--cpus", "topology=1:2:1:1:1"}, {"--cpus:", "topology=1:2:1:1:1", "threads:cores"}},
+    {{"--cpus", "topology=1::1:1"}, {"--cpus:", "topology=1::1:1", "threads:cores"}},
+    {{"--cpus", "topology=1:2:1:"}, {"--cpus:", "topology=1:2:1:", "threads:cores"}},
+    {{"--cpus", "topology=3:1:1:1"}, {"--cpus:", "topology=3:1:1:1", "threads per core 3"}},
+    {{"--cpus", "topology=0:1:1:1"}, {"--cpus:", "topology=0:1:1:1", "out of range"}},
+    {{"--cpus", "topology=1:0:1:1"}, {"--cpus:", "cores per die 0", "out of range"}},
+    {{"--cpus", "topology=1:256:1:1"}, {"--cpus:", "cores per die 256", "out of range"}},
+    {{"--cpus", "topology=1:1:1:0"}, {"--cpus:", "packages 0", "out of range"}},
+    {{"--cpus", "topology=1:2:2:1"}, {"--cpus:", "topology=1:2:2:1", "dies per package must be 1"}},
+    {{"--cpus", "topology=1:x:1:1"}, {"--cpus:", "topology=1:x:1:1", "\"x\" is not a number"}},
+    {{"--cpus", "topology=1:-2:1:1"}, {"--cpus:", "topology=1:-2:1:1", "not a number"}},
+    {{"--cpus", "topology=1:99999999999999999999999:1:1"},
+     {"--cpus:", "topology=1:9999", "threads:cores"}},
+    {{"--cpus", "max_phys_bits=53"}, {"--cpus:", "max_phys_bits=53", "out of range (36..52)"}},
+    {{"--cpus", "max_phys_bits=35"}, {"--cpus:", "max_phys_bits=35", "out of range"}},
+    {{"--cpus", "kvm_hyperv=on"}, {"--cpus:", "unknown key \"kvm_hyperv\"", "kvm_hyperv=on"}},
+    /* --memory */
+    {{"--memory", "sizee=1G"}, {"--memory: unknown key \"sizee\" in \"sizee=1G\""}},
+    {{"--memory", "size=99999999999T"}, {"--memory:", "size=99999999999T", "too large"}},
+    {{"--memory", "size=18446744073709551616"},
+     {"--memory:", "size=1844674407370955161", "too large"}},
+    {{"--memory", "size=4x"}, {"--memory:", "size=4x", "not a size"}},
+    {{"--memory", "size=-1G"}, {"--memory:", "size=-1G", "not a size"}},
+    {{"--memory", "size=G"}, {"--memory:", "size=G", "not a size"}},
+    {{"--memory", "size="}, {"--memory:", "size=", "needs a value"}},
+    {{"--memory", "1G"}, {"--memory:", "\"1G\"", "not key=value"}},
+    {{"--memory", "shared=yes"}, {"--memory:", "shared=yes", "not a boolean"}},
+    {{"--memory", "hugepages=1"}, {"--memory:", "hugepages=1", "not a boolean"}},
+    {{"--memory", "hugepages=ON"}, {"--memory:", "hugepages=ON", "not a boolean"}},
+    {{"--memory", "size=1G,size=2G"}, {"--memory:", "\"size\" given twice", "size=1G,size=2G"}},
+    /* --serial / --console */
+    {{"--serial", "pty"}, {"--serial:", "unknown mode", "\"pty\""}},
+    {{"--serial", "file="}, {"--serial:", "file=", "needs a path"}},
+    {{"--serial", "socket="}, {"--serial:", "socket=", "needs a path"}},
+    {{"--serial", "file"}, {"--serial:", "unknown mode", "\"file\""}},
+    {{"--serial", "path=/x"}, {"--serial:", "unknown mode", "\"path=/x\""}},
+    {{"--serial="}, {"--serial:", "empty value"}},
+    {{"--console", "TTY"}, {"--console:", "unknown mode", "\"TTY\""}},
+};
+
+static void test_bad_inputs(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		const struct bad_case *b = &bad_cases[i];
+		struct vm_config c;
+		struct chv_err err;
+		const char *args[5] = {0};
+		memcpy(args, b->args, sizeof(b->args));
+		int rc = parse(&c, &err, args);
+		if (rc != -EINVAL)
+			fail_msg("case %zu (%s %s): rc %d, not -EINVAL", i, b->args[0],
+				 b->args[1] ? b->args[1] : "", rc);
+		assert_int_equal(err.code, -EINVAL);
+		for (int k = 0; k < 3 && b->needle[k]; k++)
+			if (!strstr(err.msg, b->needle[k]))
+				fail_msg("case %zu: \"%s\" lacks \"%s\"", i, err.msg, b->needle[k]);
+		vm_config_free(&c);
+	}
+}
+
+static void test_help_version(void **state)
+{
+	(void)state;
+	struct vm_config c;
+	struct chv_err err;
+	assert_int_equal(parse(&c, &err, ARGS("--help")), CONFIG_PARSED_HELP);
+	vm_config_free(&c);
+	assert_int_equal(parse(&c, &err, ARGS("-h")), CONFIG_PARSED_HELP);
+	vm_config_free(&c);
+	/* Help wins over what follows, even a bad option. */
+	assert_int_equal(parse(&c, &err, ARGS("--kernel", "k", "-h", "--bogus")),
+			 CONFIG_PARSED_HELP);
+	vm_config_free(&c);
+	assert_int_equal(parse(&c, &err, ARGS("--version")), CONFIG_PARSED_VERSION);
+	vm_config_free(&c);
+	assert_int_equal(parse(&c, &err, ARGS("-V")), CONFIG_PARSED_VERSION);
+	vm_config_free(&c);
+	assert_int_equal(parse(&c, &err, ARGS("-vV")), CONFIG_PARSED_VERSION);
+	assert_int_equal(c.verbosity, 1);
+	vm_config_free(&c);
+	/* ...but not over an error before it. */
+	assert_int_equal(parse(&c, &err, ARGS("--bogus", "--help")), -EINVAL);
+	vm_config_free(&c);
+}
+
+static void test_usage(void **state)
+{
+	(void)state;
+	const char *u = vm_config_usage();
+	static const char *const needles[] = {
+	    "--kernel",	      "--initramfs", "--cmdline",    "--cpus",
+	    "boot=",	      "max=",	     "topology=",    "max_phys_bits=",
+	    "--memory",	      "size=",	     "shared=",	     "hugepages=",
+	    "512M",	      "--serial",    "--console",    "file=PATH",
+	    "socket=PATH",    "-v",	     "--log-file",   "--seccomp",
+	    "true|false|log", "--no-reboot", "--hypervisor", "--help",
+	    "--version",      "default 1",   "default 46",   "default null",
+	    "default off",
+	};
+	assert_non_null(u);
+	for (size_t i = 0; i < sizeof(needles) / sizeof(needles[0]); i++)
+		if (!strstr(u, needles[i]))
+			fail_msg("usage lacks \"%s\"", needles[i]);
+}
+
+/* --- validation, with real files --- */
+
+struct files {
+	char dir[64];
+	char kernel[96];
+	char initrd[96];
+};
+
+static int files_setup(void **state)
+{
+	struct files *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -1;
+	strcpy(f->dir, "/tmp/chv-test-config-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->kernel, sizeof(f->kernel), "%s/kernel", f->dir);
+	snprintf(f->initrd, sizeof(f->initrd), "%s/initrd", f->dir);
+	FILE *fp = fopen(f->kernel, "w");
+	if (!fp)
+		return -1;
+	fputs("not really a kernel", fp);
+	fclose(fp);
+	fp = fopen(f->initrd, "w");
+	if (!fp)
+		return -1;
+	fclose(fp);
+	*state = f;
+	return 0;
+}
+
+static int files_teardown(void **state)
+{
+	struct files *f = *state;
+	unlink(f->kernel);
+	unlink(f->initrd);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+/* A valid config for the kernel in f, for a rule to break. */
+static void valid_config(struct vm_config *c, const struct files *f)
+{
+	vm_config_init(c);
+	c->payload.kernel = strdup(f->kernel);
+	assert_non_null(c->payload.kernel);
+}
+
+static void expect_invalid(const struct vm_config *c, const char *n1, const char *n2)
+{
+	struct chv_err err = {0};
+	int rc = vm_config_validate(c, &err);
+	if (rc >= 0)
+		fail_msg("validated; expected \"%s\"", n1);
+	assert_int_equal(err.code, rc);
+	if (!strstr(err.msg, n1) || (n2 && !strstr(err.msg, n2)))
+		fail_msg("\"%s\" lacks \"%s\" / \"%s\"", err.msg, n1, n2 ? n2 : "");
+}
+
+static void test_validate_ok(void **state)
+{
+	struct files *f = *state;
+	struct vm_config c;
+	struct chv_err err = {0};
+	char cpus[] = "boot=2,max=4,topology=2:2:1:1";
+	char *argv[] = {"chv-vmm", "--kernel", f->kernel,  "--initramfs", f->initrd,
+			"--cpus",  cpus,       "--serial", "file=/tmp/x", NULL};
+	vm_config_init(&c);
+	assert_int_equal(vm_config_parse_args(&c, 9, argv, &err), 0);
+	assert_int_equal(vm_config_validate(&c, &err), 0);
+	vm_config_free(&c);
+
+	/* Boundaries that are allowed. */
+	valid_config(&c, f);
+	c.memory.size = 2ULL << 20;
+	c.memory.hugepages = true;
+	c.cpus.boot = c.cpus.max = 255;
+	c.cpus.topology = (struct cpu_topology){1, 255, 1, 1};
+	assert_int_equal(vm_config_validate(&c, &err), 0);
+	c.memory.size = 64ULL << 30;
+	c.memory.hugepages = false;
+	c.memory.size += 4096;
+	c.cpus.max_phys_bits = 37;
+	assert_int_equal(vm_config_validate(&c, &err), 0);
+	/* 2:1:1:127 uses APIC ids up to 253. */
+	c.cpus.boot = c.cpus.max = 254;
+	c.cpus.topology = (struct cpu_topology){2, 1, 1, 127};
+	assert_int_equal(vm_config_validate(&c, &err), 0);
+	vm_config_free(&c);
+}
+
+static void test_validate_payload(void **state)
+{
+	struct files *f = *state;
+	struct vm_config c;
+	char path[160];
+
+	vm_config_init(&c);
+	expect_invalid(&c, "--kernel is required", NULL);
+	c.payload.kernel = strdup("");
+	expect_invalid(&c, "--kernel is required", NULL);
+	vm_config_free(&c);
+
+	valid_config(&c, f);
+	snprintf(path, sizeof(path), "%s/missing", f->dir);
+	free(c.payload.kernel);
+	c.payload.kernel = strdup(path);
+	expect_invalid(&c, "--kernel: ", "missing: No such file or directory");
+	free(c.payload.kernel);
+	c.payload.kernel = strdup(f->dir);
+	expect_invalid(&c, "--kernel: ", "is not a regular file");
+	free(c.payload.kernel);
+	snprintf(path, sizeof(path), "%s/x", f->kernel);
+	c.payload.kernel = strdup(path);
+	expect_invalid(&c, "--kernel: ", "Not a directory");
+	vm_config_free(&c);
+
+	valid_config(&c, f);
+	c.payload.initramfs = strdup(f->dir);
+	expect_invalid(&c, "--initramfs: ", "is not a regular file");
+	free(c.payload.initramfs);
+	snprintf(path, sizeof(path), "%s/nope", f->dir);
+	c.payload.initramfs = strdup(path);
+	expect_invalid(&c, "--initramfs: ", "nope: No such file");
+	vm_config_free(&c);
+
+	/* A command line that does not fit the boot page. */
+	valid_config(&c, f);
+	c.payload.cmdline = malloc(0x10000 + 1);
+	assert_non_null(c.payload.cmdline);
+	memset(c.payload.cmdline, 'a', 0x10000);
+	c.payload.cmdline[0x10000] = '\0';
+	expect_invalid(&c, "--cmdline: 65536 bytes", "65535");
+	c.payload.cmdline[0xffff] = '\0';
+	struct chv_err err;
+	assert_int_equal(vm_config_validate(&c, &err), 0);
+	vm_config_free(&c);
+
+	if (geteuid() == 0) {
+		print_message("skipped: an unreadable --kernel cannot be tested as root\n");
+	} else {
+		valid_config(&c, f);
+		assert_int_equal(chmod(f->kernel, 0), 0);
+		expect_invalid(&c, "--kernel: ", "Permission denied");
+		assert_int_equal(chmod(f->kernel, 0644), 0);
+		vm_config_free(&c);
+	}
+}
+
+static void test_validate_cpus(void **state)
+{
+	struct files *f = *state;
+	struct vm_config c;
+	valid_config(&c, f);
+
+	c.cpus.boot = 4;
+	c.cpus.max = 2;
+	c.cpus.topology = (struct cpu_topology){1, 2, 1, 1};
+	expect_invalid(&c, "--cpus: boot=4 is more than max=2", NULL);
+
+	c.cpus.boot = 0;
+	expect_invalid(&c, "--cpus: boot=0 is out of range", NULL);
+	c.cpus.boot = 1;
+	c.cpus.max = 256;
+	expect_invalid(&c, "--cpus: max=256 is out of range", NULL);
+
+	c.cpus.max = 4;
+	c.cpus.topology_set = true;
+	c.cpus.topology = (struct cpu_topology){1, 2, 1, 1};
+	expect_invalid(&c, "--cpus: topology=1:2:1:1 gives 2 vCPUs", "max=4");
+	c.cpus.topology = (struct cpu_topology){2, 1, 1, 4};
+	expect_invalid(&c, "--cpus: topology=2:1:1:4 gives 8 vCPUs", "max=4");
+	c.cpus.topology = (struct cpu_topology){4, 1, 1, 1};
+	expect_invalid(&c, "--cpus: topology=4:1:1:1 is invalid", NULL);
+	c.cpus.topology = (struct cpu_topology){1, 2, 2, 1};
+	expect_invalid(&c, "--cpus: topology=1:2:2:1 is invalid", NULL);
+	c.cpus.topology = (struct cpu_topology){1, 0, 1, 4};
+	expect_invalid(&c, "--cpus: topology=1:0:1:4 is invalid", NULL);
+
+	/* 3 cores take 2 bits: 85 packages need ids up to 84 << 2. */
+	c.cpus.max = 255;
+	c.cpus.topology = (struct cpu_topology){1, 3, 1, 85};
+	expect_invalid(&c, "--cpus: topology=1:3:1:85 needs APIC ids up to 338", NULL);
+
+	c.cpus.max = 4;
+	c.cpus.topology = (struct cpu_topology){1, 4, 1, 1};
+	c.cpus.max_phys_bits = 60;
+	expect_invalid(&c, "--cpus: max_phys_bits=60 is out of range", NULL);
+	vm_config_free(&c);
+}
+
+static void test_validate_memory(void **state)
+{
+	struct files *f = *state;
+	struct vm_config c;
+	valid_config(&c, f);
+
+	c.memory.size = 0;
+	expect_invalid(&c, "--memory: size=0 is below the minimum", NULL);
+	c.memory.size = (2ULL << 20) - 4096;
+	expect_invalid(&c, "--memory: size=2093056 is below the minimum", NULL);
+	c.memory.size = (4ULL << 20) + 512;
+	expect_invalid(&c, "--memory: size=4194816 is not a multiple of 4K", NULL);
+	c.memory.size = (4ULL << 20) + 4096;
+	c.memory.hugepages = true;
+	expect_invalid(&c, "--memory: size=4198400 is not a multiple of 2M", "hugepages");
+	c.memory.hugepages = false;
+	/* 36 bits = 64 GiB of address space: 3 GiB low + (64 - 4) GiB high. */
+	c.cpus.max_phys_bits = 36;
+	c.memory.size = 63ULL << 30;
+	struct chv_err err;
+	assert_int_equal(vm_config_validate(&c, &err), 0);
+	c.memory.size += 4096;
+	expect_invalid(&c, "--memory: size=67645739008 does not fit in 36", NULL);
+	vm_config_free(&c);
+}
+
+static void test_validate_consoles(void **state)
+{
+	struct files *f = *state;
+	struct vm_config c;
+	struct chv_err err;
+	valid_config(&c, f);
+
+	c.serial.mode = CONSOLE_FILE;
+	expect_invalid(&c, "--serial: file= needs a path", NULL);
+	c.serial.mode = CONSOLE_SOCKET;
+	expect_invalid(&c, "--serial: socket= needs a path", NULL);
+	c.serial.path = malloc(200);
+	memset(c.serial.path, 's', 199);
+	c.serial.path[199] = '\0';
+	expect_invalid(&c, "--serial: socket=sss", "longer than 107 bytes");
+	c.serial.path[108] = '\0';
+	expect_invalid(&c, "--serial: socket=sss", "longer than 107 bytes");
+	c.serial.path[107] = '\0';
+	assert_int_equal(vm_config_validate(&c, &err), 0);
+	c.serial.mode = CONSOLE_TTY;
+
+	static const enum console_mode modes[] = {CONSOLE_NULL, CONSOLE_TTY, CONSOLE_FILE,
+						  CONSOLE_SOCKET};
+	c.console.path = strdup("/tmp/c");
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		c.console.mode = modes[i];
+		expect_invalid(
+		    &c, "--console: virtio-console is not available yet, use --console off", NULL);
+	}
+	c.console.mode = CONSOLE_FILE;
+	free(c.console.path);
+	c.console.path = NULL;
+	expect_invalid(&c, "--console: file= needs a path", NULL);
+	c.console.mode = CONSOLE_OFF;
+	assert_int_equal(vm_config_validate(&c, &err), 0);
+
+	free(c.hypervisor);
+	c.hypervisor = strdup("xen");
+	expect_invalid(&c, "--hypervisor: unknown hypervisor \"xen\"", NULL);
+	free(c.hypervisor);
+	c.hypervisor = NULL;
+	expect_invalid(&c, "--hypervisor is not set", NULL);
+	vm_config_free(&c);
+}
+
+/* Parsed through the flags, the console rule still applies. */
+static void test_validate_console_flag(void **state)
+{
+	struct files *f = *state;
+	struct vm_config c;
+	struct chv_err err;
+	assert_int_equal(parse(&c, &err, ARGS("--kernel", f->kernel, "--console", "tty")), 0);
+	expect_invalid(&c, "--console: virtio-console is not available yet, use --console off",
+		       NULL);
+	vm_config_free(&c);
+}
+
+static void test_free_partial(void **state)
+{
+	(void)state;
+	struct vm_config c;
+	struct chv_err err;
+
+	/* A parse that fails half-way leaves strings to free (ASan checks). */
+	assert_int_equal(parse(&c, &err,
+			       ARGS("--kernel", "k", "--initramfs", "i", "--cmdline", "c",
+				    "--serial", "file=/s", "--log-file", "l", "--cpus", "x")),
+			 -EINVAL);
+	assert_non_null(c.payload.kernel);
+	vm_config_free(&c);
+	assert_null(c.payload.kernel);
+	assert_null(c.payload.initramfs);
+	assert_null(c.payload.cmdline);
+	assert_null(c.serial.path);
+	assert_null(c.log_file);
+	assert_null(c.hypervisor);
+	vm_config_free(&c); /* idempotent */
+
+	memset(&c, 0, sizeof(c)); /* never initialised beyond zero */
+	vm_config_free(&c);
+	vm_config_free(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_no_args),
+	    cmocka_unit_test(test_full_space_form),
+	    cmocka_unit_test(test_full_equals_form),
+	    cmocka_unit_test(test_values_and_modes),
+	    cmocka_unit_test(test_direct_parsers),
+	    cmocka_unit_test(test_sizes),
+	    cmocka_unit_test(test_optparse_numbers),
+	    cmocka_unit_test(test_bad_inputs),
+	    cmocka_unit_test(test_help_version),
+	    cmocka_unit_test(test_usage),
+	    cmocka_unit_test_setup_teardown(test_validate_ok, files_setup, files_teardown),
+	    cmocka_unit_test_setup_teardown(test_validate_payload, files_setup, files_teardown),
+	    cmocka_unit_test_setup_teardown(test_validate_cpus, files_setup, files_teardown),
+	    cmocka_unit_test_setup_teardown(test_validate_memory, files_setup, files_teardown),
+	    cmocka_unit_test_setup_teardown(test_validate_consoles, files_setup, files_teardown),
+	    cmocka_unit_test_setup_teardown(test_validate_console_flag, files_setup,
+					    files_teardown),
+	    cmocka_unit_test(test_free_partial),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,644 @@
+/* chv-vmm's flags, in Cloud Hypervisor's syntax, into struct vm_config; and
+ * the cross-field checks run before anything is allocated. */
+#include "vm/config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "vm/cpuid.h"
+#include "vm/layout.h"
+#include "vm/optparse.h"
+
+#define MIB		    (1024ULL * 1024)
+#define MEMORY_DEFAULT_SIZE (512 * MIB)
+/* The kernel loads at 1 MiB, so less than 2 MiB cannot hold one. */
+#define MEMORY_MIN_SIZE	  (2 * MIB)
+#define PAGE_SIZE_4K	  4096ULL
+#define HUGEPAGE_SIZE	  (2 * MIB)
+#define PHYS_BITS_DEFAULT 46 /* Cloud Hypervisor's max_phys_bits default */
+#define PHYS_BITS_MIN	  36 /* every x86-64 CPU has at least this many */
+#define PHYS_BITS_MAX	  52 /* the architectural limit */
+#define TOPO_MAX_THREADS  2
+/* xAPIC ids are 8 bits and 0xff is the broadcast id. */
+#define XAPIC_MAX_ID 254
+
+void vm_config_init(struct vm_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->cpus.boot = 1;
+	c->cpus.max = 1;
+	c->cpus.topology = (struct cpu_topology){1, 1, 1, 1};
+	c->cpus.max_phys_bits = PHYS_BITS_DEFAULT;
+	c->memory.size = MEMORY_DEFAULT_SIZE;
+	c->serial.mode = CONSOLE_NULL;
+	c->console.mode = CONSOLE_OFF;
+	c->seccomp = SECCOMP_TRUE;
+	/* NULL after an allocation failure; vm_config_validate() reports it. */
+	c->hypervisor = strdup("kvm");
+}
+
+static void free_str(char **s)
+{
+	free(*s);
+	*s = NULL;
+}
+
+void vm_config_free(struct vm_config *c)
+{
+	if (!c)
+		return;
+	free_str(&c->payload.kernel);
+	free_str(&c->payload.initramfs);
+	free_str(&c->payload.cmdline);
+	free_str(&c->serial.path);
+	free_str(&c->console.path);
+	free_str(&c->log_file);
+	free_str(&c->hypervisor);
+}
+
+/* "T:C:D:P", each field 1..255; threads 1..2 and one die, as Cloud Hypervisor. */
+static int parse_topology(struct cpu_topology *t, const char *v, struct chv_err *err)
+{
+	static const char *const what[4] = {"threads per core", "cores per die", "dies per package",
+					    "packages"};
+	uint32_t f[4];
+	const char *p = v;
+	for (int i = 0; i < 4; i++) {
+		const char *end = strchr(p, ':');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if ((i < 3) != (end != NULL) || len == 0 || len > 20)
+			return chv_err_set(err, -EINVAL,
+					   "--cpus: topology=%s is not threads:cores:dies:packages",
+					   v);
+		char num[21];
+		memcpy(num, p, len);
+		num[len] = '\0';
+		uint64_t n;
+		int rc = optparse_u64(num, &n);
+		if (rc == -EINVAL)
+			return chv_err_set(err, -EINVAL,
+					   "--cpus: topology=%s: %s \"%s\" is not a number", v,
+					   what[i], num);
+		uint32_t hi = i == 0 ? TOPO_MAX_THREADS : CONFIG_MAX_VCPUS;
+		if (rc == -ERANGE || n < 1 || n > hi)
+			return chv_err_set(err, -EINVAL,
+					   "--cpus: topology=%s: %s %s is out of range (1..%u)", v,
+					   what[i], num, hi);
+		f[i] = (uint32_t)n;
+		p = end ? end + 1 : p + len;
+	}
+	if (f[2] != 1)
+		return chv_err_set(err, -EINVAL, "--cpus: topology=%s: dies per package must be 1",
+				   v);
+	*t = (struct cpu_topology){(uint8_t)f[0], (uint8_t)f[1], (uint8_t)f[2], (uint8_t)f[3]};
+	return 0;
+}
+
+enum { CPUS_BOOT, CPUS_MAX, CPUS_TOPOLOGY, CPUS_PHYS_BITS };
+static const char *const cpus_keys[] = {"boot", "max", "topology", "max_phys_bits", NULL};
+
+int vm_config_parse_cpus(struct vm_config *c, const char *v, struct chv_err *err)
+{
+	struct optparse_kv kv;
+	int rc = optparse_kv_split(&kv, "--cpus", v, cpus_keys, err);
+	uint32_t boot = 1, max = 0, bits = PHYS_BITS_DEFAULT;
+	struct cpu_topology topo = {0};
+
+	if (!rc && kv.val[CPUS_BOOT])
+		rc = optparse_u32("--cpus", "boot", kv.val[CPUS_BOOT], 1, CONFIG_MAX_VCPUS, &boot,
+				  err);
+	if (!rc && kv.val[CPUS_MAX])
+		rc =
+		    optparse_u32("--cpus", "max", kv.val[CPUS_MAX], 1, CONFIG_MAX_VCPUS, &max, err);
+	if (!rc && kv.val[CPUS_TOPOLOGY])
+		rc = parse_topology(&topo, kv.val[CPUS_TOPOLOGY], err);
+	if (!rc && kv.val[CPUS_PHYS_BITS])
+		rc = optparse_u32("--cpus", "max_phys_bits", kv.val[CPUS_PHYS_BITS], PHYS_BITS_MIN,
+				  PHYS_BITS_MAX, &bits, err);
+	bool topology_set = kv.val[CPUS_TOPOLOGY] != NULL;
+	optparse_kv_free(&kv);
+	if (rc)
+		return rc;
+
+	c->cpus.boot = boot;
+	c->cpus.max = max ? max : boot;
+	c->cpus.max_phys_bits = bits;
+	c->cpus.topology_set = topology_set;
+	/* Without topology=, every vCPU is a core of one package (as Cloud
+	 * Hypervisor); max <= CONFIG_MAX_VCPUS fits cores_per_die. */
+	c->cpus.topology =
+	    topology_set ? topo : (struct cpu_topology){1, (uint8_t)c->cpus.max, 1, 1};
+	return 0;
+}
+
+static int size_parse(const char *v, uint64_t *out)
+{
+	size_t len = strlen(v);
+	unsigned shift = 0;
+	if (len == 0)
+		return -EINVAL;
+	switch (v[len - 1]) {
+	case 'K':
+	case 'k':
+		shift = 10;
+		break;
+	case 'M':
+	case 'm':
+		shift = 20;
+		break;
+	case 'G':
+	case 'g':
+		shift = 30;
+		break;
+	case 'T':
+	case 't':
+		shift = 40;
+		break;
+	}
+	if (shift)
+		len--;
+	if (len == 0 || len > 20)
+		return len ? -ERANGE : -EINVAL;
+	char num[21];
+	memcpy(num, v, len);
+	num[len] = '\0';
+	uint64_t n;
+	int rc = optparse_u64(num, &n);
+	if (rc)
+		return rc;
+	if (shift && n > (UINT64_MAX >> shift))
+		return -ERANGE;
+	*out = n << shift;
+	return 0;
+}
+
+int vm_config_parse_size(const char *v, uint64_t *out)
+{
+	return size_parse(v, out) ? -EINVAL : 0;
+}
+
+enum { MEM_SIZE, MEM_SHARED, MEM_HUGEPAGES };
+static const char *const memory_keys[] = {"size", "shared", "hugepages", NULL};
+
+int vm_config_parse_memory(struct vm_config *c, const char *v, struct chv_err *err)
+{
+	struct optparse_kv kv;
+	int rc = optparse_kv_split(&kv, "--memory", v, memory_keys, err);
+	uint64_t size = MEMORY_DEFAULT_SIZE;
+	bool shared = false, hugepages = false;
+
+	if (!rc && kv.val[MEM_SIZE]) {
+		const char *s = kv.val[MEM_SIZE];
+		rc = size_parse(s, &size);
+		if (rc == -ERANGE)
+			rc = chv_err_set(err, -EINVAL, "--memory: size=%s is too large", s);
+		else if (rc)
+			rc = chv_err_set(err, -EINVAL,
+					 "--memory: size=%s is not a size (bytes, or a number with "
+					 "K, M, G or T)",
+					 s);
+	}
+	if (!rc && kv.val[MEM_SHARED])
+		rc = optparse_bool("--memory", "shared", kv.val[MEM_SHARED], &shared, err);
+	if (!rc && kv.val[MEM_HUGEPAGES])
+		rc = optparse_bool("--memory", "hugepages", kv.val[MEM_HUGEPAGES], &hugepages, err);
+	optparse_kv_free(&kv);
+	if (rc)
+		return rc;
+	c->memory.size = size;
+	c->memory.shared = shared;
+	c->memory.hugepages = hugepages;
+	return 0;
+}
+
+static int set_str(char **dst, const char *opt, const char *v, struct chv_err *err)
+{
+	char *s = strdup(v);
+	if (!s)
+		return chv_err_set(err, -ENOMEM, "%s: out of memory", opt);
+	free(*dst);
+	*dst = s;
+	return 0;
+}
+
+int vm_config_parse_console(struct console_config *cc, const char *opt, const char *v,
+			    struct chv_err *err)
+{
+	static const struct {
+		const char *name;
+		enum console_mode mode;
+	} plain[] = {{"off", CONSOLE_OFF}, {"null", CONSOLE_NULL}, {"tty", CONSOLE_TTY}};
+	static const struct {
+		const char *prefix;
+		enum console_mode mode;
+	} with_path[] = {{"file=", CONSOLE_FILE}, {"socket=", CONSOLE_SOCKET}};
+
+	for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++) {
+		if (strcmp(v, plain[i].name) == 0) {
+			free_str(&cc->path);
+			cc->mode = plain[i].mode;
+			return 0;
+		}
+	}
+	/* The path is the whole rest of the value, so it may contain commas. */
+	for (size_t i = 0; i < sizeof(with_path) / sizeof(with_path[0]); i++) {
+		size_t n = strlen(with_path[i].prefix);
+		if (strncmp(v, with_path[i].prefix, n) != 0)
+			continue;
+		if (!v[n])
+			return chv_err_set(err, -EINVAL, "%s: %s needs a path", opt, v);
+		int rc = set_str(&cc->path, opt, v + n, err);
+		if (rc)
+			return rc;
+		cc->mode = with_path[i].mode;
+		return 0;
+	}
+	if (!*v)
+		return chv_err_set(err, -EINVAL, "%s: empty value", opt);
+	return chv_err_set(err, -EINVAL,
+			   "%s: unknown mode \"%s\" (off, null, tty, file=PATH or socket=PATH)",
+			   opt, v);
+}
+
+static int parse_seccomp(struct vm_config *c, const char *v, struct chv_err *err)
+{
+	bool b;
+	if (strcmp(v, "log") == 0) {
+		c->seccomp = SECCOMP_LOG;
+		return 0;
+	}
+	if (optparse_bool("--seccomp", NULL, v, &b, NULL))
+		return chv_err_set(err, -EINVAL,
+				   "--seccomp: unknown value \"%s\" (true, false or log)", v);
+	c->seccomp = b ? SECCOMP_TRUE : SECCOMP_FALSE;
+	return 0;
+}
+
+static int parse_hypervisor(struct vm_config *c, const char *v, struct chv_err *err)
+{
+	if (strcmp(v, "kvm") != 0)
+		return chv_err_set(err, -EINVAL, "--hypervisor: unknown hypervisor \"%s\" (kvm)",
+				   v);
+	return set_str(&c->hypervisor, "--hypervisor", v, err);
+}
+
+static int parse_path(char **dst, const char *opt, const char *v, struct chv_err *err)
+{
+	if (!*v)
+		return chv_err_set(err, -EINVAL, "%s: empty path", opt);
+	return set_str(dst, opt, v, err);
+}
+
+enum opt_id {
+	OPT_KERNEL,
+	OPT_INITRAMFS,
+	OPT_CMDLINE,
+	OPT_CPUS,
+	OPT_MEMORY,
+	OPT_SERIAL,
+	OPT_CONSOLE,
+	OPT_VERBOSE,
+	OPT_LOG_FILE,
+	OPT_SECCOMP,
+	OPT_NO_REBOOT,
+	OPT_HYPERVISOR,
+	OPT_HELP,
+	OPT_VERSION,
+	OPT__COUNT
+};
+
+struct opt_desc {
+	const char *name; /* without the leading "--" */
+	char short_name;
+	bool has_value;
+};
+
+static const struct opt_desc opts[OPT__COUNT] = {
+    [OPT_KERNEL] = {"kernel", 0, true},	       [OPT_INITRAMFS] = {"initramfs", 0, true},
+    [OPT_CMDLINE] = {"cmdline", 0, true},      [OPT_CPUS] = {"cpus", 0, true},
+    [OPT_MEMORY] = {"memory", 0, true},	       [OPT_SERIAL] = {"serial", 0, true},
+    [OPT_CONSOLE] = {"console", 0, true},      [OPT_VERBOSE] = {"verbose", 'v', false},
+    [OPT_LOG_FILE] = {"log-file", 0, true},    [OPT_SECCOMP] = {"seccomp", 0, true},
+    [OPT_NO_REBOOT] = {"no-reboot", 0, false}, [OPT_HYPERVISOR] = {"hypervisor", 0, true},
+    [OPT_HELP] = {"help", 'h', false},	       [OPT_VERSION] = {"version", 'V', false},
+};
+
+static int apply(struct vm_config *c, enum opt_id id, const char *v, struct chv_err *err)
+{
+	switch (id) {
+	case OPT_KERNEL:
+		return parse_path(&c->payload.kernel, "--kernel", v, err);
+	case OPT_INITRAMFS:
+		return parse_path(&c->payload.initramfs, "--initramfs", v, err);
+	case OPT_CMDLINE:
+		/* An empty command line is a legitimate choice. */
+		return set_str(&c->payload.cmdline, "--cmdline", v, err);
+	case OPT_CPUS:
+		return vm_config_parse_cpus(c, v, err);
+	case OPT_MEMORY:
+		return vm_config_parse_memory(c, v, err);
+	case OPT_SERIAL:
+		return vm_config_parse_console(&c->serial, "--serial", v, err);
+	case OPT_CONSOLE:
+		return vm_config_parse_console(&c->console, "--console", v, err);
+	case OPT_LOG_FILE:
+		return parse_path(&c->log_file, "--log-file", v, err);
+	case OPT_SECCOMP:
+		return parse_seccomp(c, v, err);
+	case OPT_HYPERVISOR:
+		return parse_hypervisor(c, v, err);
+	case OPT_VERBOSE:
+		if (c->verbosity < 3)
+			c->verbosity++;
+		return 0;
+	case OPT_NO_REBOOT:
+		c->no_reboot = true;
+		return 0;
+	case OPT_HELP:
+		return CONFIG_PARSED_HELP;
+	case OPT_VERSION:
+		return CONFIG_PARSED_VERSION;
+	case OPT__COUNT:
+		break;
+	}
+	return -EINVAL;
+}
+
+static int find_long(const char *name, size_t len)
+{
+	for (int i = 0; i < OPT__COUNT; i++)
+		if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0)
+			return i;
+	return -1;
+}
+
+static int find_short(char ch)
+{
+	for (int i = 0; i < OPT__COUNT; i++)
+		if (opts[i].short_name && opts[i].short_name == ch)
+			return i;
+	return -1;
+}
+
+/* "-v", "-vvv", "-h", "-V": short options never take a value. */
+static int parse_short(struct vm_config *c, const char *arg, struct chv_err *err)
+{
+	for (const char *p = arg + 1; *p; p++) {
+		int id = find_short(*p);
+		if (id < 0)
+			return chv_err_set(err, -EINVAL, "unknown option \"-%c\" in \"%s\"", *p,
+					   arg);
+		int rc = apply(c, (enum opt_id)id, NULL, err);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+int vm_config_parse_args(struct vm_config *c, int argc, char **argv, struct chv_err *err)
+{
+	unsigned seen = 0;
+
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i];
+		if (arg[0] == '-' && arg[1] && arg[1] != '-') {
+			int rc = parse_short(c, arg, err);
+			if (rc)
+				return rc;
+			continue;
+		}
+		if (strncmp(arg, "--", 2) != 0 || !arg[2])
+			return chv_err_set(err, -EINVAL, "unexpected argument \"%s\"", arg);
+
+		const char *name = arg + 2;
+		const char *eq = strchr(name, '=');
+		size_t len = eq ? (size_t)(eq - name) : strlen(name);
+		int id = find_long(name, len);
+		if (id < 0)
+			return chv_err_set(err, -EINVAL, "unknown option \"--%.*s\"", (int)len,
+					   name);
+		const struct opt_desc *d = &opts[id];
+
+		const char *v = NULL;
+		if (d->has_value) {
+			if (eq) {
+				v = eq + 1;
+			} else if (i + 1 < argc && !(argv[i + 1][0] == '-' && argv[i + 1][1])) {
+				/* "--kernel --cpus ..." is a forgotten value, not a
+				 * kernel named "--cpus"; "--opt=-x" still works. */
+				v = argv[++i];
+			} else {
+				return chv_err_set(err, -EINVAL, "--%s needs a value", d->name);
+			}
+			if (seen & (1u << id))
+				return chv_err_set(
+				    err, -EINVAL, "--%s given twice (again as \"%s\")", d->name, v);
+			seen |= 1u << id;
+		} else if (eq) {
+			return chv_err_set(err, -EINVAL, "--%s takes no value (got \"%s\")",
+					   d->name, eq + 1);
+		}
+		int rc = apply(c, (enum opt_id)id, v, err);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int check_console(const struct console_config *cc, const char *opt, struct chv_err *err)
+{
+	if (cc->mode != CONSOLE_FILE && cc->mode != CONSOLE_SOCKET)
+		return 0;
+	const char *key = cc->mode == CONSOLE_FILE ? "file" : "socket";
+	if (!cc->path || !*cc->path)
+		return chv_err_set(err, -EINVAL, "%s: %s= needs a path", opt, key);
+	if (cc->mode == CONSOLE_SOCKET &&
+	    strlen(cc->path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return chv_err_set(err, -EINVAL, "%s: socket=%s is longer than %zu bytes", opt,
+				   cc->path, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+	return 0;
+}
+
+/* The payload must be a regular file we can open for reading now, so a typo
+ * fails here rather than after the VM is built. */
+static int check_file(const char *opt, const char *path, struct chv_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return chv_err_set(err, -errno, "%s: %s: %s", opt, path, strerror(errno));
+	struct stat st;
+	int rc = fstat(fd, &st) ? -errno : 0;
+	close(fd);
+	if (rc)
+		return chv_err_set(err, rc, "%s: %s: %s", opt, path, strerror(-rc));
+	if (!S_ISREG(st.st_mode))
+		return chv_err_set(err, -EINVAL, "%s: %s is not a regular file", opt, path);
+	return 0;
+}
+
+static int check_cpus(const struct vm_config *c, struct chv_err *err)
+{
+	const struct cpu_topology *t = &c->cpus.topology;
+
+	if (c->cpus.boot < 1 || c->cpus.boot > CONFIG_MAX_VCPUS)
+		return chv_err_set(err, -EINVAL, "--cpus: boot=%u is out of range (1..%u)",
+				   c->cpus.boot, CONFIG_MAX_VCPUS);
+	if (c->cpus.max < 1 || c->cpus.max > CONFIG_MAX_VCPUS)
+		return chv_err_set(err, -EINVAL, "--cpus: max=%u is out of range (1..%u)",
+				   c->cpus.max, CONFIG_MAX_VCPUS);
+	if (c->cpus.boot > c->cpus.max)
+		return chv_err_set(err, -EINVAL, "--cpus: boot=%u is more than max=%u",
+				   c->cpus.boot, c->cpus.max);
+	if (c->cpus.max_phys_bits < PHYS_BITS_MIN || c->cpus.max_phys_bits > PHYS_BITS_MAX)
+		return chv_err_set(err, -EINVAL,
+				   "--cpus: max_phys_bits=%u is out of range (%u..%u)",
+				   c->cpus.max_phys_bits, PHYS_BITS_MIN, PHYS_BITS_MAX);
+
+	uint32_t product =
+	    (uint32_t)t->threads_per_core * t->cores_per_die * t->dies_per_package * t->packages;
+	char ts[32];
+	snprintf(ts, sizeof(ts), "%u:%u:%u:%u", t->threads_per_core, t->cores_per_die,
+		 t->dies_per_package, t->packages);
+	if (t->threads_per_core < 1 || t->threads_per_core > TOPO_MAX_THREADS ||
+	    t->cores_per_die < 1 || t->dies_per_package != 1 || t->packages < 1)
+		return chv_err_set(err, -EINVAL,
+				   "--cpus: topology=%s is invalid (threads 1..2, cores >= 1, "
+				   "dies 1, packages >= 1)",
+				   ts);
+	if (product != c->cpus.max)
+		return chv_err_set(err, -EINVAL, "--cpus: topology=%s gives %u vCPUs, but max=%u",
+				   ts, product, c->cpus.max);
+	uint32_t top_id = cpuid_apic_id(t, c->cpus.max - 1);
+	if (top_id > XAPIC_MAX_ID)
+		return chv_err_set(err, -EINVAL,
+				   "--cpus: topology=%s needs APIC ids up to %u, above xAPIC's %u",
+				   ts, top_id, XAPIC_MAX_ID);
+	return 0;
+}
+
+static int check_memory(const struct vm_config *c, struct chv_err *err)
+{
+	uint64_t size = c->memory.size;
+
+	if (size < MEMORY_MIN_SIZE)
+		return chv_err_set(err, -EINVAL,
+				   "--memory: size=%" PRIu64 " is below the minimum 2M (the kernel "
+				   "loads at 1 MiB)",
+				   size);
+	if (size % PAGE_SIZE_4K)
+		return chv_err_set(err, -EINVAL,
+				   "--memory: size=%" PRIu64 " is not a multiple of 4K", size);
+	if (c->memory.hugepages && size % HUGEPAGE_SIZE)
+		return chv_err_set(err, -EINVAL,
+				   "--memory: size=%" PRIu64 " is not a multiple of 2M, as "
+				   "hugepages=on needs",
+				   size);
+	/* RAM above the 32-bit hole ends at 4 GiB + the rest: it must be
+	 * addressable with the guest's physical address bits. */
+	struct mem_layout l;
+	layout_compute(size, &l);
+	uint32_t bits = c->cpus.max_phys_bits;
+	if (bits >= PHYS_BITS_MIN && bits <= PHYS_BITS_MAX &&
+	    l.high_size > (1ULL << bits) - LAYOUT_RAM64_START)
+		return chv_err_set(err, -EINVAL,
+				   "--memory: size=%" PRIu64 " does not fit in %u physical address "
+				   "bits (max_phys_bits)",
+				   size, bits);
+	return 0;
+}
+
+int vm_config_validate(const struct vm_config *c, struct chv_err *err)
+{
+	int rc;
+
+	if (!c->payload.kernel || !*c->payload.kernel)
+		return chv_err_set(err, -EINVAL, "--kernel is required");
+	if (c->payload.cmdline && strlen(c->payload.cmdline) >= LAYOUT_CMDLINE_MAX)
+		return chv_err_set(err, -EINVAL,
+				   "--cmdline: %zu bytes is longer than the maximum %llu",
+				   strlen(c->payload.cmdline), LAYOUT_CMDLINE_MAX - 1);
+	if ((rc = check_cpus(c, err)) || (rc = check_memory(c, err)))
+		return rc;
+	if ((rc = check_console(&c->serial, "--serial", err)) ||
+	    (rc = check_console(&c->console, "--console", err)))
+		return rc;
+	if (c->console.mode != CONSOLE_OFF)
+		return chv_err_set(
+		    err, -EINVAL,
+		    "--console: virtio-console is not available yet, use --console off");
+	if (!c->hypervisor)
+		return chv_err_set(err, -EINVAL, "--hypervisor is not set");
+	if (strcmp(c->hypervisor, "kvm") != 0)
+		return chv_err_set(err, -EINVAL, "--hypervisor: unknown hypervisor \"%s\" (kvm)",
+				   c->hypervisor);
+	if (c->verbosity < 0 || c->verbosity > 3)
+		return chv_err_set(err, -EINVAL, "-v: verbosity %d is out of range (0..3)",
+				   c->verbosity);
+	if ((unsigned)c->seccomp > SECCOMP_FALSE)
+		return chv_err_set(err, -EINVAL, "--seccomp: unknown mode %d", (int)c->seccomp);
+	if (c->log_file && !*c->log_file)
+		return chv_err_set(err, -EINVAL, "--log-file: empty path");
+	if ((rc = check_file("--kernel", c->payload.kernel, err)))
+		return rc;
+	if (c->payload.initramfs && (rc = check_file("--initramfs", c->payload.initramfs, err)))
+		return rc;
+	return 0;
+}
+
+const char *vm_config_usage(void)
+{
+	return "Usage: chv-vmm --kernel PATH [OPTIONS]\n"
+	       "\n"
+	       "Runs one virtual machine.\n"
+	       "\n"
+	       "Payload:\n"
+	       "  --kernel PATH        the kernel: PVH ELF or bzImage (required)\n"
+	       "  --initramfs PATH     an initramfs (none by default)\n"
+	       "  --cmdline STRING     the kernel command line (empty by default)\n"
+	       "\n"
+	       "Machine:\n"
+	       "  --cpus boot=N,max=M,topology=T:C:D:P,max_phys_bits=B\n"
+	       "                       boot: vCPUs at boot (default 1, at most 255)\n"
+	       "                       max: vCPUs possible (default boot)\n"
+	       "                       topology: threads per core (1..2), cores per die, dies\n"
+	       "                         per package (1), packages; the product must be max\n"
+	       "                         (default 1:max:1:1)\n"
+	       "                       max_phys_bits: guest physical address bits, 36..52\n"
+	       "                         (default 46, never more than the host's)\n"
+	       "  --memory size=SIZE,shared=on|off,hugepages=on|off\n"
+	       "                       size: guest RAM, bytes or with K/M/G/T (default 512M,\n"
+	       "                         at least 2M, a multiple of 4K; of 2M with hugepages)\n"
+	       "                       shared: MAP_SHARED guest RAM (default off)\n"
+	       "                       hugepages: back RAM with huge pages (default off)\n"
+	       "\n"
+	       "Devices:\n"
+	       "  --serial off|null|tty|file=PATH|socket=PATH\n"
+	       "                       the 16550 serial port on COM1 (default null: present,\n"
+	       "                         output dropped)\n"
+	       "  --console off|null|tty|file=PATH|socket=PATH\n"
+	       "                       virtio-console (default off; only off for now)\n"
+	       "\n"
+	       "Process:\n"
+	       "  -v, --verbose        more log output: -v info, -vv debug, -vvv trace\n"
+	       "                         (default: warnings)\n"
+	       "  --log-file PATH      log to PATH instead of standard error\n"
+	       "  --seccomp true|false|log\n"
+	       "                       system call filtering (default true)\n"
+	       "  --no-reboot          end with exit status 3 when the guest resets,\n"
+	       "                         instead of rebooting it\n"
+	       "  --hypervisor kvm     the hypervisor backend (default kvm)\n"
+	       "  -h, --help           print this text\n"
+	       "  -V, --version        print the version\n"
+	       "\n"
+	       "Options take their value as \"--opt value\" or \"--opt=value\"; booleans are\n"
+	       "on, off, true or false.\n"
+	       "\n"
+	       "Exit status: 0 guest powered off, 2 bad option or configuration,\n"
+	       "3 guest reset with --no-reboot, 4 the VM failed.\n";
+}

@@ -1,0 +1,62 @@
+/* Private to the VM core (vm.c, vcpu.c, boot_cpu.c): the objects behind struct vm. */
+#ifndef CHV_VM_VM_INTERNAL_H
+#define CHV_VM_VM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "vm/bus.h"
+#include "vm/hv.h"
+#include "vm/loader.h"
+#include "vm/mem.h"
+#include "vm/vm.h"
+
+struct vcpu {
+	struct vm *vm;
+	struct hv_vcpu *hv;
+	uint32_t index;
+	pthread_t thread;
+	bool started;
+	uint64_t exits[HV_EXIT__COUNT];
+};
+
+struct vm_devices;
+
+struct vm {
+	const struct vm_config *cfg;
+	const struct hv_ops *ops;
+	struct hv *hv;
+	struct hv_vm *hvm;
+	struct vm_mem mem;
+	bool mem_ok;
+	struct bus pio, mmio;
+	bool pio_ok, mmio_ok;
+	struct sink *serial;
+	struct vm_devices *dev;
+	struct load_result boot;
+	uint32_t nvcpus;
+	struct vcpu *vcpus;
+
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	enum vm_outcome outcome; /* written under lock, read atomically by vCPUs */
+	char reason[256];
+};
+
+/* vcpu.c */
+chv_must_check int vcpu_setup(struct vm *vm, struct vcpu *v, uint32_t index, struct chv_err *err);
+chv_must_check int vcpu_start(struct vcpu *v);
+void vcpu_kick(struct vcpu *v);
+void vcpu_join(struct vcpu *v);
+void vcpu_teardown(struct vcpu *v);
+/* A one-line register dump for failure logs. */
+void vcpu_dump(struct vcpu *v, char *buf, size_t len);
+
+/* boot_cpu.c: the boot vCPU's state for its boot protocol. */
+chv_must_check int boot_cpu_setup(struct vm *vm, struct vcpu *bsp, struct chv_err *err);
+
+/* devices.c: the legacy devices, created and registered on the buses. */
+chv_must_check int vm_devices_create(struct vm *vm, struct chv_err *err);
+void vm_devices_destroy(struct vm *vm);
+
+#endif
