@@ -59,8 +59,8 @@ static uint64_t fit_in_gap(uint64_t lo, uint64_t hi, uint64_t size, uint64_t *ro
 	lo = align_up(lo, LOADER_PAGE);
 	if (hi <= lo)
 		return 0;
-	*room = (hi & ~(LOADER_PAGE - 1)) > lo ? (hi & ~(LOADER_PAGE - 1)) - lo : 0;
-	if (size > hi - lo)
+	*room = hi - lo; /* only the start must be page aligned */
+	if (size > *room)
 		return 0;
 	start = (hi - size) & ~(LOADER_PAGE - 1);
 	return start >= lo ? start : 0;

@@ -56,7 +56,7 @@ static void check_mem(const struct options *o)
 	}
 	for (unsigned i = 0; i < b->n_e820; i++) {
 		const struct e820e *e = &b->e820[i];
-		tap_diag("e820: 0x%09lx-0x%09lx type %u", e->addr, e->addr + e->size - 1, e->type);
+		tap_diag("e820: 0x%09lx size 0x%09lx type %u", e->addr, e->size, e->type);
 		if (e->type == 1)
 			ram += e->size;
 	}
@@ -214,7 +214,7 @@ static void check_cmos(void)
 }
 
 struct cpl3_run {
-	uint64_t iters, cs, cycles;
+	uint64_t iters, cs, rflags, cycles;
 	uint8_t lsr;
 };
 
@@ -226,6 +226,7 @@ static uint64_t cpl3_user(void *arg)
 	uint64_t n = r->iters, t0;
 
 	__asm__ volatile("mov %%cs, %0" : "=r"(r->cs));
+	__asm__ volatile("pushfq; popq %0" : "=r"(r->rflags));
 	r->lsr = inb(0x3fd); /* port I/O under IOPL 3 */
 	t0 = rdtsc();
 	__asm__ volatile("1: dec %0\n\tjnz 1b" : "+r"(n));
@@ -243,6 +244,8 @@ static void check_cpl3(const struct options *o)
 	uint64_t ns = r.cycles * 1000000 / khz, ps = ns * 1000 / r.iters;
 	tap_diag("cpl3: %lu iterations, %lu TSC cycles, %lu.%03lu ns/iteration (TSC %lu kHz, %s)",
 		 r.iters, r.cycles, ps / 1000, ps % 1000, khz, src);
+	tap_diag("cpl3: rflags 0x%lx (IOPL %lu, IF %lu), LSR 0x%02x", r.rflags, r.rflags >> 12 & 3,
+		 r.rflags >> 9 & 1, r.lsr);
 	if (ret != CPL3_MAGIC)
 		tap_fail("cpl3", "the loop returned 0x%lx", ret);
 	else if ((r.cs & 3) != 3)

@@ -26,7 +26,6 @@
 #define SEL_UCODE64 0x28
 #define SEL_TSS     0x30
 
-#define VEC_USER_RETURN 0x80
 #define VEC_SPURIOUS    0xff
 
 /* ---- port I/O and CPU helpers ---- */
@@ -198,6 +197,7 @@ void options_parse(const char *cmdline, struct options *o);
 void cpu_init(void);          /* GDT TSS, IDT; BSP only */
 void cpu_load_idt(void);      /* on an AP */
 void cpu_break_idt(void);     /* zero-limit IDT, for the triple fault */
+__attribute__((noreturn)) void triple_fault(void);
 /* Runs fn(arg) at CPL3 with IOPL 3 on the user stack and returns its result. */
 uint64_t user_call(uint64_t (*fn)(void *), void *arg);
 /* TSC frequency in kHz and where it came from (never 0: a guess as the last resort). */

@@ -25,7 +25,8 @@ isr_table:
 	ISR_NOERR 3
 	ISR_NOERR 4
 	ISR_NOERR 5
-	ISR_NOERR 6
+	.balign 16
+	jmp	isr_ud
 	ISR_NOERR 7
 	ISR_ERR   8
 	ISR_NOERR 9
@@ -80,7 +81,10 @@ isr_spurious:
 /* uint64_t user_call(uint64_t (*fn)(void *), void *arg)
  * Saves the callee-saved registers and the stack, then iretq to CPL3 with
  * IOPL 3 and interrupts off; user_entry calls fn(arg) and comes back with
- * int $0x80, whose handler (isr_user_return) resumes here on the saved stack. */
+ * ud2 at user_return_point; the #UD entry recognises that address from
+ * CPL3 and resumes here on the saved stack. Not int $0x80 nor syscall: the
+ * development hosts' KVM answers int $0x80 from CPL3 with #UD and leaves
+ * syscall at CPL3, while a real fault is delivered correctly everywhere. */
 	.globl user_call
 user_call:
 	pushq	%rbx
@@ -101,11 +105,14 @@ user_entry:
 	movq	%rdi, %rax
 	movq	%rsi, %rdi
 	call	*%rax
-	int	$0x80
+user_return_point:
 	ud2
 
-	.globl isr_user_return
-isr_user_return:
+isr_ud:
+	cmpq	$user_return_point, (%rsp)
+	jne	1f
+	cmpq	$0x2b, 8(%rsp)
+	jne	1f
 	movq	saved_ksp(%rip), %rsp
 	movw	$0x10, %cx
 	movw	%cx, %ss
@@ -118,6 +125,16 @@ isr_user_return:
 	popq	%rbp
 	popq	%rbx
 	ret
+1:	pushq	$0
+	pushq	$6
+	jmp	isr_common
+
+/* Runs at CPL3 on the user stack: the IDT is empty by now, so the
+ * breakpoint escalates to a triple fault in hardware. */
+	.globl user_int3
+user_int3:
+	int3
+	ud2
 
 	.bss
 	.balign 8

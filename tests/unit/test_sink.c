@@ -90,10 +90,17 @@ static bool quiet(int fd, int ms)
 	return poll(&p, 1, ms) == 0;
 }
 
+static void fill_sun(struct sockaddr_un *sa, const char *path)
+{
+	size_t len = strlen(path);
+	assert_true(len < sizeof(sa->sun_path));
+	memcpy(sa->sun_path, path, len + 1);
+}
+
 static int connect_to(const char *path)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	fill_sun(&sa, path);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_true(fd >= 0);
 	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
@@ -381,7 +388,7 @@ static void test_socket_history_bounded(void **state)
 static void make_stale_socket(const char *path)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	fill_sun(&sa, path);
 	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
 	assert_true(fd >= 0);
 	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
