@@ -1,0 +1,112 @@
+/* A small gRPC server framework over gRPC C core and protobuf-c: a method
+ * table (unary, server-streaming, bidirectional), per-call contexts, replies
+ * and stream sends from any thread, cancellation, graceful shutdown. Unknown
+ * methods answer UNIMPLEMENTED; undecodable requests INVALID_ARGUMENT. */
+#ifndef CHV_DAEMON_RPC_H
+#define CHV_DAEMON_RPC_H
+
+#include <protobuf-c/protobuf-c.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "vm/err.h"
+
+/* gRPC status codes (the same numbers as grpc_status_code). */
+enum rpc_status {
+	RPC_OK = 0,
+	RPC_CANCELLED = 1,
+	RPC_UNKNOWN = 2,
+	RPC_INVALID_ARGUMENT = 3,
+	RPC_DEADLINE_EXCEEDED = 4,
+	RPC_NOT_FOUND = 5,
+	RPC_ALREADY_EXISTS = 6,
+	RPC_PERMISSION_DENIED = 7,
+	RPC_RESOURCE_EXHAUSTED = 8,
+	RPC_FAILED_PRECONDITION = 9,
+	RPC_ABORTED = 10,
+	RPC_OUT_OF_RANGE = 11,
+	RPC_UNIMPLEMENTED = 12,
+	RPC_INTERNAL = 13,
+	RPC_UNAVAILABLE = 14,
+	RPC_DATA_LOSS = 15,
+	RPC_UNAUTHENTICATED = 16,
+};
+
+const char *rpc_status_name(int status); /* "NOT_FOUND", ... */
+
+struct rpc_server;
+struct rpc_call;
+
+enum rpc_kind { RPC_UNARY, RPC_SERVER_STREAM, RPC_BIDI };
+
+/* Called on a server thread with the decoded request (for BIDI: the first
+ * client message, or NULL when the client closed without sending one). The
+ * handler owns the call until it finishes it with rpc_reply()/rpc_fail()
+ * (unary) or rpc_finish() (streams), from any thread, exactly once. The
+ * request is freed by the framework when the handler returns: copy what you keep. */
+typedef void (*rpc_handler_fn)(struct rpc_call *call, const ProtobufCMessage *req, void *ctx);
+
+struct rpc_method {
+	const char *path; /* "/chv.v1.Vm/Create" */
+	enum rpc_kind kind;
+	const ProtobufCMessageDescriptor *req;
+	const ProtobufCMessageDescriptor *resp;
+	rpc_handler_fn handler;
+	void *ctx;
+};
+
+struct rpc_server_opts {
+	size_t max_message_bytes; /* 0: 4 MiB; larger requests get RESOURCE_EXHAUSTED */
+	unsigned threads;         /* completion-queue threads; 0: 2 */
+	/* Called for each accepted connection (SO_PEERCRED), for audit logs. */
+	void (*on_connect)(void *ctx, int fd, pid_t pid, uid_t uid, gid_t gid);
+	void *on_connect_ctx;
+};
+
+chv_must_check int rpc_server_create(struct rpc_server **out, const struct rpc_server_opts *opts,
+				     struct chv_err *err);
+/* Before rpc_server_start(). The table must outlive the server. */
+chv_must_check int rpc_server_add_methods(struct rpc_server *s, const struct rpc_method *m,
+					  size_t n, struct chv_err *err);
+/* Serves connections accepted from a listening unix or TCP stream socket
+ * (already bound and listening: our own, or one from systemd). The server
+ * owns the fd. Several listeners may be added. */
+chv_must_check int rpc_server_add_listener(struct rpc_server *s, int listen_fd,
+					   struct chv_err *err);
+/* Serves one already-connected socket (tests: one end of a socketpair). */
+chv_must_check int rpc_server_add_connection(struct rpc_server *s, int fd, struct chv_err *err);
+chv_must_check int rpc_server_start(struct rpc_server *s, struct chv_err *err);
+/* Stops accepting, gives calls in flight grace_ms to finish, cancels the
+ * rest (stream handlers see rpc_call_cancelled()), waits for every call to
+ * be released and frees the server. */
+void rpc_server_shutdown(struct rpc_server *s, unsigned grace_ms);
+
+/* Unary: the reply (serialised before return; the caller keeps ownership). */
+void rpc_reply(struct rpc_call *call, const ProtobufCMessage *resp);
+__attribute__((format(printf, 3, 4))) void rpc_fail(struct rpc_call *call, int status,
+						     const char *fmt, ...);
+
+/* Streams: queue one message (one is on the wire at a time; the rest wait in
+ * order, up to a bound: past it the oldest waiting messages are dropped and
+ * -ENOBUFS returned). -EPIPE once the call is cancelled or finished. */
+int rpc_stream_send(struct rpc_call *call, const ProtobufCMessage *msg);
+/* Ends a stream with a status (after the queued messages are sent). */
+__attribute__((format(printf, 3, 4))) void rpc_finish(struct rpc_call *call, int status,
+						       const char *fmt, ...);
+
+/* BIDI: each further client message is decoded and passed to fn (on a
+ * server thread); msg NULL means the client half-closed or went away. */
+typedef void (*rpc_recv_fn)(struct rpc_call *call, const ProtobufCMessage *msg, void *ctx);
+void rpc_stream_on_recv(struct rpc_call *call, rpc_recv_fn fn, void *ctx);
+
+/* Called once when the client cancels, disconnects or the deadline passes
+ * (streams and unary calls still pending). The handler must still finish the call. */
+typedef void (*rpc_cancel_fn)(struct rpc_call *call, void *ctx);
+void rpc_call_on_cancel(struct rpc_call *call, rpc_cancel_fn fn, void *ctx);
+bool rpc_call_cancelled(struct rpc_call *call);
+/* The peer's credentials when known (connections we accepted), else -1. */
+void rpc_call_peer(struct rpc_call *call, pid_t *pid, uid_t *uid, gid_t *gid);
+
+#endif
