@@ -1,7 +1,9 @@
 /* The raw KVM floor: what it costs the kernel alone to create a VM, give it
  * one memory slot and one vCPU, and run that vCPU to its first exit. chv's
  * start-up is compared against this, measured in the same run.
- *   kvm_floor [iterations]  -> prints min / median / max in microseconds */
+ *   kvm_floor [iterations [memory-MiB]]  -> min / median / max in microseconds
+ * The slot is as large as the VM being compared (KVM's slot set-up grows
+ * with its size), and the vCPU's first instruction is an OUT. */
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <stdint.h>
@@ -27,9 +29,8 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* One VM from nothing to its first exit; returns microseconds or -1. */
-static double one_run(int kvm, int run_size)
+static double one_run(int kvm, int run_size, size_t mem_size)
 {
-	const size_t mem_size = 2 << 20;
 	double t0 = now_us();
 	int vm = ioctl(kvm, KVM_CREATE_VM, 0);
 	if (vm < 0)
@@ -67,8 +68,13 @@ out:
 int main(int argc, char **argv)
 {
 	int n = argc > 1 ? atoi(argv[1]) : 20;
+	int mib = argc > 2 ? atoi(argv[2]) : 128;
 	if (n < 1 || n > 10000) {
 		fprintf(stderr, "kvm_floor: iterations must be 1..10000, got %s\n", argv[1]);
+		return 2;
+	}
+	if (mib < 2 || mib > 65536) {
+		fprintf(stderr, "kvm_floor: memory must be 2..65536 MiB, got %s\n", argv[2]);
 		return 2;
 	}
 	int kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -79,14 +85,15 @@ int main(int argc, char **argv)
 	int run_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
 	double *t = calloc((size_t)n, sizeof(*t));
 	for (int i = 0; i < n; i++) {
-		t[i] = one_run(kvm, run_size);
+		t[i] = one_run(kvm, run_size, (size_t)mib << 20);
 		if (t[i] < 0) {
 			fprintf(stderr, "kvm_floor: run %d failed\n", i);
 			return 1;
 		}
 	}
 	qsort(t, (size_t)n, sizeof(*t), cmp_double);
-	printf("kvm_floor_us min %.1f median %.1f max %.1f (n=%d)\n", t[0], t[n / 2], t[n - 1], n);
+	printf("kvm_floor_us min %.1f median %.1f max %.1f (n=%d, %d MiB slot)\n", t[0], t[n / 2],
+	       t[n - 1], n, mib);
 	free(t);
 	close(kvm);
 	return 0;

@@ -13,7 +13,7 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
 ELF=build/guest/chv-testguest.elf
 MEM=128M
-CMDLINE="chv.checks=none"
+CMDLINE="chv.checks=boot"   # the trivial guest: enter, check the boot protocol, power off
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
@@ -25,7 +25,7 @@ one_run() {
 	/usr/bin/time -f '%M' -o "$out/rss" "$@" >"$out/serial" 2>"$out/err" </dev/null || {
 		echo "$name failed:"; cat "$out/err" "$out/serial"; exit 1; }
 	t1=$(date +%s%N)
-	grep -q '^# chv-testguest: ' "$out/serial" || { echo "$name: no summary line"; cat "$out/serial"; exit 1; }
+	grep -q "^# chv-testguest: 1 passed, 0 failed" "$out/serial" || { echo "$name: no summary line"; cat "$out/serial"; exit 1; }
 	echo "$(( (t1 - t0) / 1000 )) $(tail -n1 "$out/rss")" >>"$out/$name"
 }
 
@@ -37,11 +37,11 @@ median() { sort -n -k"$2" "$1" | awk -v c="$2" '{v[NR]=$c} END {print v[int((NR+
 for _ in $(seq "$n"); do
 	one_run chv build/bin/chv-vmm --kernel "$ELF" --memory size=$MEM --cpus boot=1 \
 		--serial tty --cmdline "$CMDLINE"
-	one_run qemu qemu-system-x86_64 -M microvm,acpi=on,pit=off,pic=off,rtc=on -enable-kvm \
-		-cpu host -m $MEM -smp 1 -nodefaults -no-user-config -nographic -serial stdio \
+	one_run qemu qemu-system-x86_64 -M microvm,acpi=on,rtc=on -enable-kvm \
+		-cpu qemu64,-pni,+invtsc -m $MEM -smp 1 -nodefaults -no-user-config -nographic -serial stdio \
 		-no-reboot -kernel "$ELF" -append "$CMDLINE"
 done
-floor=$(build/bin/kvm_floor "$((n * 5))")
+floor=$(build/bin/kvm_floor "$((n * 5))" "${MEM%M}")
 floor_us=$(sed -E 's/.*median ([0-9.]+).*/\1/' <<<"$floor")
 
 chv_wall=$(median "$out/chv" 1); chv_rss=$(median "$out/chv" 2)

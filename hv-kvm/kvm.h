@@ -19,7 +19,8 @@ struct hv {
 struct hv_vm {
 	struct hv *hv;
 	int fd;
-	pthread_mutex_t route_lock;
+	pthread_mutex_t route_lock; /* also guards irqchip creation */
+	bool irqchip;
 	uint32_t nroutes;
 	struct kvm_irq_routing_entry routes[KVM_MAX_ROUTES];
 };
@@ -33,6 +34,7 @@ struct hv_vcpu {
 
 extern const struct hv_ops hv_kvm_ops;
 
+int hv_kvm_ensure_irqchip(struct hv_vm *vm);
 int hv_kvm_vcpu_create(struct hv_vm *vm, uint32_t index, struct hv_vcpu **out);
 void hv_kvm_vcpu_destroy(struct hv_vcpu *vcpu);
 int hv_kvm_set_cpuid(struct hv_vcpu *vcpu, const struct hv_cpuid_entry *e, uint32_t n);

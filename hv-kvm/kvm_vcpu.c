@@ -11,6 +11,9 @@
 
 int hv_kvm_vcpu_create(struct hv_vm *vm, uint32_t index, struct hv_vcpu **out)
 {
+	int r = hv_kvm_ensure_irqchip(vm);
+	if (r < 0)
+		return r;
 	struct hv_vcpu *v = calloc(1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
@@ -18,14 +21,14 @@ int hv_kvm_vcpu_create(struct hv_vm *vm, uint32_t index, struct hv_vcpu **out)
 	v->index = index;
 	v->fd = ioctl(vm->fd, KVM_CREATE_VCPU, (unsigned long)index);
 	if (v->fd < 0) {
-		int r = -errno;
+		r = -errno;
 		free(v);
 		return r;
 	}
 	(void)fcntl(v->fd, F_SETFD, FD_CLOEXEC);
 	v->run = mmap(NULL, vm->hv->run_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
 	if (v->run == MAP_FAILED) {
-		int r = -errno;
+		r = -errno;
 		close(v->fd);
 		free(v);
 		return r;

@@ -136,7 +136,8 @@ struct hv_ops {
 	int (*msr_index_list)(struct hv *hv, uint32_t *idx, uint32_t *n);
 
 	/* A VM with the in-kernel interrupt controller (LAPICs, IOAPIC with
-	 * GSIs 0-23 routed to it) already created. */
+	 * GSIs 0-23 routed to it); the backend may create the controller on
+	 * first need, so add the boot memory before the first vCPU. */
 	int (*vm_create)(struct hv *hv, struct hv_vm **out, struct chv_err *err);
 	void (*vm_destroy)(struct hv_vm *vm);
 	int (*set_memory)(struct hv_vm *vm, uint32_t slot, uint64_t gpa, uint64_t size, void *hva,

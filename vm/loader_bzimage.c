@@ -76,9 +76,10 @@ static int check_hdr(const struct bz_hdr *h, size_t len, uint64_t *pm_off, struc
 				   "--kernel: setup_sects %u puts the kernel at offset 0x%llx, "
 				   "beyond the %zu-byte image",
 				   h->setup_sects, (unsigned long long)*pm_off, len);
-	/* The build pads the kernel to whole paragraphs; a file longer than
-	 * syssize says (an appended signature) is fine, a shorter one is cut. */
-	if (h->syssize == 0 || (uint64_t)h->syssize * 16 > len - *pm_off)
+	/* syssize counts 16-byte paragraphs, rounded up, so the last one may be
+	 * partial; a file longer than syssize says (an appended signature) is
+	 * fine, one that ends before the last paragraph starts is cut. */
+	if (h->syssize == 0 || ((uint64_t)h->syssize - 1) * 16 >= len - *pm_off)
 		return chv_err_set(
 		    err, -EINVAL,
 		    "--kernel: syssize %u (%llu bytes) does not match the %llu bytes "

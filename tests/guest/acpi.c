@@ -114,7 +114,7 @@ static void find_s5(struct acpi_info *a, uint64_t dsdt, uint32_t len)
 		if (rd8(q++) != 0x12) /* PackageOp */
 			continue;
 		q += 1 + (rd8(q) >> 6); /* PkgLength: lead byte + 0..3 more */
-		q++;                    /* NumElements */
+		q++;			/* NumElements */
 		if (q + 2 > dsdt + len)
 			return;
 		uint8_t op = rd8(q);
@@ -232,8 +232,8 @@ static uint64_t discover_user(void *arg)
 	memset(a, 0, sizeof(*a));
 	find_rsdp(a, r->hint);
 	if (!a->rsdp_pa) {
-		ksnprintf(a->why, sizeof(a->why), "no RSDP (boot info gave 0x%lx; scans found none)",
-			  r->hint);
+		ksnprintf(a->why, sizeof(a->why),
+			  "no RSDP (boot info gave 0x%lx; scans found none)", r->hint);
 		return 0;
 	}
 	a->rsdp_found = true;
@@ -244,8 +244,8 @@ static uint64_t discover_user(void *arg)
 	if (a->rsdp_rev >= 2) {
 		uint32_t xlen = rd32(rsdp + 20);
 		if (xlen < 36 || xlen > 4096 || !pa_ok(rsdp, xlen) || sum8(rsdp, xlen) != 0) {
-			ksnprintf(msg, sizeof(msg), "RSDP at 0x%lx: bad extended checksum (length %u)",
-				  rsdp, xlen);
+			ksnprintf(msg, sizeof(msg),
+				  "RSDP at 0x%lx: bad extended checksum (length %u)", rsdp, xlen);
 			fail(a, msg);
 		} else if (rd64(rsdp + 24)) {
 			root = rd64(rsdp + 24);
@@ -284,7 +284,8 @@ void acpi_discover(uint64_t hint_rsdp, struct acpi_info *a)
 
 void gas_write(const struct gas *g, uint64_t v)
 {
-	unsigned bits = g->bit_width ? g->bit_width : 8u << (g->access_size ? g->access_size - 1 : 0);
+	unsigned bits =
+	    g->bit_width ? g->bit_width : 8u << (g->access_size ? g->access_size - 1 : 0);
 
 	v <<= g->bit_offset;
 	if (g->space == 1) {

@@ -92,8 +92,7 @@ static void check_initrd(const struct options *o)
 		return;
 	}
 	if (!pa_ok(b->initrd_pa, b->initrd_size)) {
-		tap_fail("initramfs", "0x%lx+%lu is not below 4 GiB", b->initrd_pa,
-			 b->initrd_size);
+		tap_fail("initramfs", "0x%lx+%lu is not below 4 GiB", b->initrd_pa, b->initrd_size);
 		return;
 	}
 	if (b->initrd_size != o->initrd_size) {
@@ -122,22 +121,23 @@ static void check_acpi(void)
 		tap_fail("acpi tables", "%s", a->why);
 		return;
 	}
-	tap_diag("acpi: RSDP at 0x%lx (%s), revision %u, %s at 0x%lx", a->rsdp_pa,
-		 a->rsdp_source, a->rsdp_rev, a->root_is_xsdt ? "XSDT" : "RSDT", a->root_pa);
+	tap_diag("acpi: RSDP at 0x%lx (%s), revision %u, %s at 0x%lx", a->rsdp_pa, a->rsdp_source,
+		 a->rsdp_rev, a->root_is_xsdt ? "XSDT" : "RSDT", a->root_pa);
 	for (unsigned i = 0; i < a->n_tables; i++)
 		tap_diag("acpi: %s at 0x%lx, %u bytes, revision %u, checksum %s", a->t[i].sig,
 			 a->t[i].pa, a->t[i].len, a->t[i].rev, a->t[i].sum_ok ? "ok" : "BAD");
 	if (a->fadt_pa) {
 		if (a->hw_reduced && a->have_sleep_ctl)
-			tap_diag("acpi: FADT rev %u hardware-reduced, sleep control %s 0x%lx", a->fadt_rev,
-				 space_name(a->sleep_ctl.space), a->sleep_ctl.addr);
+			tap_diag("acpi: FADT rev %u hardware-reduced, sleep control %s 0x%lx",
+				 a->fadt_rev, space_name(a->sleep_ctl.space), a->sleep_ctl.addr);
 		else
 			tap_diag("acpi: FADT rev %u, PM1a_CNT 0x%x", a->fadt_rev,
-				 a->x_pm1a_cnt.addr ? (uint32_t)a->x_pm1a_cnt.addr : a->pm1a_cnt_port);
+				 a->x_pm1a_cnt.addr ? (uint32_t)a->x_pm1a_cnt.addr
+						    : a->pm1a_cnt_port);
 		tap_diag("acpi: \\_S5 SLP_TYP %u%s; reset register %s %s 0x%lx value 0x%x",
 			 a->s5_found ? a->s5_slp_typ : 5, a->s5_found ? "" : " (default, no \\_S5)",
-			 a->reset_sup ? "supported" : "not supported", space_name(a->reset_reg.space),
-			 a->reset_reg.addr, a->reset_value);
+			 a->reset_sup ? "supported" : "not supported",
+			 space_name(a->reset_reg.space), a->reset_reg.addr, a->reset_value);
 	}
 	if (a->ok)
 		tap_ok("acpi tables");
@@ -150,7 +150,8 @@ static void check_madt(const struct options *o)
 	const struct acpi_info *a = &g_acpi;
 
 	if (!a->madt_pa || !a->madt_ok) {
-		tap_fail("madt", "%s", a->madt_pa || a->madt_why[0] ? a->madt_why : "no ACPI tables");
+		tap_fail("madt", "%s",
+			 a->madt_pa || a->madt_why[0] ? a->madt_why : "no ACPI tables");
 		return;
 	}
 	tap_diag("madt: local APIC at 0x%lx, %u enabled of %u entries", a->lapic_pa, a->n_enabled,

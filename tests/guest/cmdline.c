@@ -3,9 +3,9 @@
 #include "guest.h"
 
 const char *const check_names[CHECK_COUNT] = {
-	[CHECK_BOOT] = "boot",  [CHECK_CMDLINE] = "cmdline", [CHECK_MEM] = "mem",
-	[CHECK_INITRD] = "initrd", [CHECK_ACPI] = "acpi",     [CHECK_MADT] = "madt",
-	[CHECK_SMP] = "smp",    [CHECK_CMOS] = "cmos",       [CHECK_CPL3] = "cpl3",
+    [CHECK_BOOT] = "boot",     [CHECK_CMDLINE] = "cmdline", [CHECK_MEM] = "mem",
+    [CHECK_INITRD] = "initrd", [CHECK_ACPI] = "acpi",	    [CHECK_MADT] = "madt",
+    [CHECK_SMP] = "smp",       [CHECK_CMOS] = "cmos",	    [CHECK_CPL3] = "cpl3",
 };
 
 static void add_error(struct options *o, const char *key, const char *v, size_t vlen)

@@ -1,17 +1,17 @@
 /* The MC146818 RTC behind ports 0x70/0x71. */
 #include "guest.h"
 
-#define RTC_SEC     0x00
-#define RTC_MIN     0x02
+#define RTC_SEC	    0x00
+#define RTC_MIN	    0x02
 #define RTC_HOUR    0x04
-#define RTC_DAY     0x07
+#define RTC_DAY	    0x07
 #define RTC_MONTH   0x08
 #define RTC_YEAR    0x09
-#define RTC_A       0x0a
-#define RTC_B       0x0b
+#define RTC_A	    0x0a
+#define RTC_B	    0x0b
 #define RTC_CENTURY 0x32
-#define A_UIP       0x80
-#define B_24H       0x02
+#define A_UIP	    0x80
+#define B_24H	    0x02
 #define B_BINARY    0x04
 
 static uint8_t cmos_rd(uint8_t reg)

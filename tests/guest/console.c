@@ -2,7 +2,7 @@
  * IF clear throughout. */
 #include "guest.h"
 
-#define COM1     0x3f8
+#define COM1	 0x3f8
 #define UART_THR 0
 #define UART_DLL 0
 #define UART_IER 1
@@ -21,12 +21,12 @@
 void console_init(void)
 {
 	outb(COM1 + UART_IER, 0x00);
-	outb(COM1 + UART_LCR, 0x80);  /* DLAB */
-	outb(COM1 + UART_DLL, 0x01);  /* 115200 baud */
+	outb(COM1 + UART_LCR, 0x80); /* DLAB */
+	outb(COM1 + UART_DLL, 0x01); /* 115200 baud */
 	outb(COM1 + UART_DLM, 0x00);
-	outb(COM1 + UART_LCR, 0x03);  /* 8N1 */
-	outb(COM1 + UART_FCR, 0xc7);  /* FIFOs on, cleared, 14-byte trigger */
-	outb(COM1 + UART_MCR, 0x03);  /* DTR RTS */
+	outb(COM1 + UART_LCR, 0x03); /* 8N1 */
+	outb(COM1 + UART_FCR, 0xc7); /* FIFOs on, cleared, 14-byte trigger */
+	outb(COM1 + UART_MCR, 0x03); /* DTR RTS */
 }
 
 void console_putc(char c)

@@ -34,11 +34,11 @@ static void set_gate(unsigned vec, void *handler, unsigned dpl)
 {
 	uint64_t a = (uint64_t)(uintptr_t)handler;
 	idt[vec] = (struct idt_gate){
-		.off_lo = (uint16_t)a,
-		.sel = SEL_KCODE64,
-		.type = (uint8_t)(0x8e | dpl << 5), /* present, 64-bit interrupt gate */
-		.off_mid = (uint16_t)(a >> 16),
-		.off_hi = (uint32_t)(a >> 32),
+	    .off_lo = (uint16_t)a,
+	    .sel = SEL_KCODE64,
+	    .type = (uint8_t)(0x8e | dpl << 5), /* present, 64-bit interrupt gate */
+	    .off_mid = (uint16_t)(a >> 16),
+	    .off_hi = (uint32_t)(a >> 32),
 	};
 }
 
@@ -85,8 +85,8 @@ void cpu_break_idt(void)
 }
 
 static const char *const exc_names[32] = {
-	"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS",
-	"#NP", "#SS", "#GP", "#PF", "?",   "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
+    "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS",
+    "#NP", "#SS", "#GP", "#PF", "?",   "#MF", "#AC", "#MC", "#XM", "#VE", "#CP",
 };
 
 void exception_handler(const uint64_t *f);

@@ -8,15 +8,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define GUEST_MAX_CPUS    256
+#define GUEST_MAX_CPUS	  256
 #define GUEST_CMDLINE_MAX 4096
-#define GUEST_E820_MAX    128
+#define GUEST_E820_MAX	  128
 
 /* Progress codes written to the debug port 0x80. */
-#define PROGRESS_ENTRY     0x40
-#define PROGRESS_CHECKS    0x41
+#define PROGRESS_ENTRY	   0x40
+#define PROGRESS_CHECKS	   0x41
 #define PROGRESS_EXCEPTION 0x4e
-#define PROGRESS_DONE      0x4f
+#define PROGRESS_DONE	   0x4f
 
 /* GDT selectors (entry.S lays the table out in this order). */
 #define SEL_KCODE64 0x08
@@ -24,9 +24,9 @@
 #define SEL_KCODE32 0x18
 #define SEL_UDATA   0x20
 #define SEL_UCODE64 0x28
-#define SEL_TSS     0x30
+#define SEL_TSS	    0x30
 
-#define VEC_SPURIOUS    0xff
+#define VEC_SPURIOUS 0xff
 
 /* ---- port I/O and CPU helpers ---- */
 static inline void outb(uint16_t port, uint8_t v)
@@ -61,7 +61,9 @@ static inline uint64_t rdtsc(void)
 }
 static inline void cpuid(uint32_t leaf, uint32_t sub, uint32_t r[4])
 {
-	__asm__ volatile("cpuid" : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(sub));
+	__asm__ volatile("cpuid"
+			 : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+			 : "a"(leaf), "c"(sub));
 }
 static inline void progress(uint8_t code)
 {
@@ -137,11 +139,11 @@ struct e820e {
 
 struct boot_info {
 	enum boot_proto proto;
-	uint64_t info_pa;        /* start_info or boot_params */
-	bool valid;              /* magic / header found */
-	char why[96];            /* when !valid */
+	uint64_t info_pa; /* start_info or boot_params */
+	bool valid;	  /* magic / header found */
+	char why[96];	  /* when !valid */
 	uint32_t pvh_version;
-	uint16_t linux_version;  /* boot protocol version in the zero page */
+	uint16_t linux_version; /* boot protocol version in the zero page */
 	uint8_t loader_type;
 	bool have_cmdline;
 	char cmdline[GUEST_CMDLINE_MAX];
@@ -149,7 +151,7 @@ struct boot_info {
 	unsigned n_e820;
 	struct e820e e820[GUEST_E820_MAX];
 	uint64_t initrd_pa, initrd_size; /* size 0: none */
-	uint64_t rsdp_pa;        /* 0: not given */
+	uint64_t rsdp_pa;		 /* 0: not given */
 };
 
 extern struct boot_info g_boot;
@@ -175,7 +177,7 @@ enum check_id {
 enum action { ACTION_POWEROFF, ACTION_RESET, ACTION_TRIPLEFAULT, ACTION_HANG };
 
 struct options {
-	bool explicit_checks;           /* chv.checks was given */
+	bool explicit_checks; /* chv.checks was given */
 	bool want[CHECK_COUNT];
 	bool have_mem, have_cpus, have_initrd;
 	uint64_t mem;
@@ -183,20 +185,20 @@ struct options {
 	uint64_t initrd_size;
 	uint32_t initrd_crc;
 	enum action action;
-	const char *tag;                /* points into tag_buf; NULL when none */
+	const char *tag; /* points into tag_buf; NULL when none */
 	char tag_buf[64];
-	uint64_t loops;                 /* CPL3 loop iterations */
+	uint64_t loops; /* CPL3 loop iterations */
 	unsigned n_errors;
-	char errors[4][96];             /* first few malformed keys, for the cmdline check */
+	char errors[4][96]; /* first few malformed keys, for the cmdline check */
 };
 
 extern const char *const check_names[CHECK_COUNT];
 void options_parse(const char *cmdline, struct options *o);
 
 /* ---- cpu.c ---- */
-void cpu_init(void);          /* GDT TSS, IDT; BSP only */
-void cpu_load_idt(void);      /* on an AP */
-void cpu_break_idt(void);     /* zero-limit IDT, for the triple fault */
+void cpu_init(void);	  /* GDT TSS, IDT; BSP only */
+void cpu_load_idt(void);  /* on an AP */
+void cpu_break_idt(void); /* zero-limit IDT, for the triple fault */
 __attribute__((noreturn)) void triple_fault(void);
 /* Runs fn(arg) at CPL3 with IOPL 3 on the user stack and returns its result. */
 uint64_t user_call(uint64_t (*fn)(void *), void *arg);
@@ -230,8 +232,8 @@ struct acpi_info {
 		uint8_t rev;
 		bool sum_ok;
 	} t[ACPI_MAX_TABLES];
-	bool ok;              /* every checksum and pointer was fine */
-	char why[128];        /* the first problem */
+	bool ok;       /* every checksum and pointer was fine */
+	char why[128]; /* the first problem */
 	/* FADT-derived power control */
 	uint64_t fadt_pa, dsdt_pa, madt_pa;
 	uint8_t fadt_rev;
@@ -249,7 +251,7 @@ struct acpi_info {
 	bool madt_ok;
 	char madt_why[96];
 	uint64_t lapic_pa;
-	unsigned n_lapic_entries;  /* type 0 and type 9, enabled or not */
+	unsigned n_lapic_entries; /* type 0 and type 9, enabled or not */
 	unsigned n_enabled;
 	uint32_t enabled_ids[GUEST_MAX_CPUS];
 };
@@ -261,8 +263,8 @@ void gas_write(const struct gas *g, uint64_t v);
 
 /* ---- smp.c ---- */
 struct smp_result {
-	unsigned started;          /* APs that checked in */
-	unsigned sent;             /* APs we sent INIT-SIPI-SIPI to */
+	unsigned started; /* APs that checked in */
+	unsigned sent;	  /* APs we sent INIT-SIPI-SIPI to */
 	uint32_t bsp_id;
 	uint32_t ap_ids[GUEST_MAX_CPUS];
 };

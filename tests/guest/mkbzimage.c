@@ -100,8 +100,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: mkbzimage SETUP.bin KERNEL.bin KERNEL.elf OUT.bzImage\n");
 		return 2;
 	}
-	if (read_file(argv[1], &setup) || read_file(argv[2], &kernel) ||
-	    read_file(argv[3], &elf) || elf_mem_end(argv[3], &elf, &mem_end))
+	if (read_file(argv[1], &setup) || read_file(argv[2], &kernel) || read_file(argv[3], &elf) ||
+	    elf_mem_end(argv[3], &elf, &mem_end))
 		goto out;
 	if (setup.n < 1024 || setup.n % 512 || setup.n / 512 - 1 > 0xff ||
 	    memcmp(setup.p + 0x202, "HdrS", 4) != 0) {

@@ -1218,7 +1218,8 @@ static void assert_contains(const char *dir, const char *file, const char *want)
 	char *s;
 	bool found;
 
-	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	if (snprintf(path, sizeof(path), "%s/%s", dir, file) >= (int)sizeof(path))
+		fail_msg("path too long: %s/%s", dir, file);
 	s = slurp(path, NULL);
 	found = strstr(s, want) != NULL;
 	if (!found)
