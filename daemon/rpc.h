@@ -106,6 +106,10 @@ void rpc_stream_on_recv(struct rpc_call *call, rpc_recv_fn fn, void *ctx);
 typedef void (*rpc_cancel_fn)(struct rpc_call *call, void *ctx);
 void rpc_call_on_cancel(struct rpc_call *call, rpc_cancel_fn fn, void *ctx);
 bool rpc_call_cancelled(struct rpc_call *call);
+/* Data that lives as long as the call: free_fn(data) runs when the framework
+ * releases the call, after the last callback. For handler state that the
+ * cancel and receive callbacks share. */
+void rpc_call_set_data(struct rpc_call *call, void *data, void (*free_fn)(void *data));
 /* The peer's credentials when known (connections we accepted), else -1. */
 void rpc_call_peer(struct rpc_call *call, pid_t *pid, uid_t *uid, gid_t *gid);
 

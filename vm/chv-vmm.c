@@ -11,6 +11,7 @@
 #include "vm/log.h"
 #include "vm/sink.h"
 #include "vm/vm.h"
+#include "vm/worker.h"
 
 static pthread_mutex_t current_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct vm *current_vm;
@@ -111,10 +112,24 @@ static int run_vm(const struct vm_config *cfg, struct sink *serial)
 	}
 }
 
+/* chv-vmm --worker --control PATH: one VM driven by chvd. */
+static int run_worker(int argc, char **argv)
+{
+	struct worker_opts o;
+	struct chv_err err = {0};
+	if (worker_parse_args(&o, argc, argv, &err) < 0) {
+		fprintf(stderr, "chv-vmm: %s\n", err.msg);
+		return VMM_EXIT_CONFIG;
+	}
+	return worker_main(&o);
+}
+
 int main(int argc, char **argv)
 {
 	struct vm_config cfg;
 	struct chv_err err = {0};
+	if (worker_requested(argc, argv))
+		return run_worker(argc, argv);
 	vm_config_init(&cfg);
 	int r = vm_config_parse_args(&cfg, argc, argv, &err);
 	if (r == CONFIG_PARSED_HELP) {

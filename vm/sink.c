@@ -27,6 +27,10 @@ struct sink {
 	pthread_mutex_t lock;
 
 	int file_fd; /* FILE */
+	uint64_t tx; /* bytes given to sink_write, under lock */
+
+	sink_output_fn out_fn; /* callback mode */
+	void *out_ctx;
 
 	/* TTY and SOCKET: the ring, written by sink_write, drained by the thread.
 	 * head and tail count bytes since the start; [tail, head) is queued. */
@@ -106,8 +110,16 @@ void sink_write(struct sink *s, const uint8_t *buf, size_t n)
 {
 	if (!s || !buf || !n)
 		return;
+	if (s->out_fn) {
+		pthread_mutex_lock(&s->lock);
+		s->tx += n;
+		s->out_fn(s->out_ctx, buf, n);
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
 	if (s->mode == CONSOLE_FILE) {
 		pthread_mutex_lock(&s->lock);
+		s->tx += n;
 		while (n) {
 			ssize_t w = write(s->file_fd, buf, n);
 			if (w < 0 && errno == EINTR)
@@ -122,11 +134,16 @@ void sink_write(struct sink *s, const uint8_t *buf, size_t n)
 		pthread_mutex_unlock(&s->lock);
 		return;
 	}
-	if (!s->ring)
-		return; /* off, null */
+	if (!s->ring) {
+		pthread_mutex_lock(&s->lock);
+		s->tx += n; /* off, null: dropped by design, still counted */
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
 
 	bool wake = false;
 	pthread_mutex_lock(&s->lock);
+	s->tx += n;
 	if (n > SINK_RING_SIZE) {
 		s->dropped += n - SINK_RING_SIZE;
 		buf += n - SINK_RING_SIZE;
@@ -173,6 +190,16 @@ uint64_t sink_dropped(struct sink *s)
 	uint64_t d = s->dropped;
 	pthread_mutex_unlock(&s->lock);
 	return d;
+}
+
+uint64_t sink_tx_bytes(struct sink *s)
+{
+	if (!s)
+		return 0;
+	pthread_mutex_lock(&s->lock);
+	uint64_t t = s->tx;
+	pthread_mutex_unlock(&s->lock);
+	return t;
 }
 
 void sink_set_input(struct sink *s, sink_input_fn fn, void *ctx)
@@ -254,9 +281,13 @@ static int sink_flush(struct sink *s)
 		if (w < 0)
 			return -errno;
 		pthread_mutex_lock(&s->lock);
-		/* Writers may have dropped the oldest bytes meanwhile. */
-		if (s->tail < pos + (uint64_t)w)
-			s->tail = pos + (uint64_t)w;
+		/* Writers may have dropped the oldest bytes meanwhile: those we
+		 * just sent were not lost after all. */
+		uint64_t sent_end = pos + (uint64_t)w;
+		if (s->tail > pos)
+			s->dropped -= (s->tail < sent_end ? s->tail : sent_end) - pos;
+		if (s->tail < sent_end)
+			s->tail = sent_end;
 		pthread_mutex_unlock(&s->lock);
 	}
 }
@@ -620,6 +651,32 @@ struct sink *sink_open_opt(const struct console_config *cc, const char *opt, str
 		errno = -rc;
 		return NULL;
 	}
+	return s;
+}
+
+struct sink *sink_open_callback(sink_output_fn fn, void *ctx)
+{
+	if (!fn) {
+		errno = EINVAL;
+		return NULL;
+	}
+	struct sink *s = calloc(1, sizeof(*s));
+	if (!s) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	int rc = pthread_mutex_init(&s->lock, NULL);
+	if (rc) {
+		free(s);
+		errno = rc;
+		return NULL;
+	}
+	/* Its mode is nominally NULL: no ring, no thread, no files. */
+	s->mode = CONSOLE_NULL;
+	s->opt = "--serial";
+	s->file_fd = s->out_fd = s->in_fd = s->listen_fd = s->wake_fd = -1;
+	s->out_fn = fn;
+	s->out_ctx = ctx;
 	return s;
 }
 

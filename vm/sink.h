@@ -9,6 +9,9 @@
  *              connected, or while it is slow, the newest SINK_RING_SIZE
  *              bytes wait in a ring (older ones are dropped), so a late
  *              client sees recent history.
+ *   callback   (sink_open_callback, for the worker) output handed to a
+ *              function, synchronously; no input (the owner feeds the
+ *              device itself).
  * sink_write() never blocks on a reader: tty and socket output is handed to
  * the sink's own thread, which also reads input and calls the input callback.
  * Everything here is thread-safe. */
@@ -36,6 +39,13 @@ struct sink *sink_open(const struct console_config *cc, struct chv_err *err);
  * tty sink may be open at a time (-EBUSY). */
 struct sink *sink_open_opt(const struct console_config *cc, const char *opt, struct chv_err *err);
 
+/* Called with the console's output, in order, on the writing thread (a
+ * vCPU) and under the sink's lock: it must not block or call into the sink. */
+typedef void (*sink_output_fn)(void *ctx, const uint8_t *buf, size_t n);
+
+/* A sink whose output goes to fn (not NULL). NULL with errno ENOMEM/EINVAL. */
+struct sink *sink_open_callback(sink_output_fn fn, void *ctx);
+
 /* Sets (fn NULL: clears) the input callback. Input that arrives while none is
  * set stays unread in the kernel. */
 void sink_set_input(struct sink *s, sink_input_fn fn, void *ctx);
@@ -48,6 +58,8 @@ struct out_sink sink_out(struct sink *s);
 
 /* Bytes lost so far: dropped from the ring, or refused by the file. */
 uint64_t sink_dropped(struct sink *s);
+/* Bytes written to the sink so far (by sink_write), dropped ones included. */
+uint64_t sink_tx_bytes(struct sink *s);
 
 /* Flushes what it can within half a second, stops the thread, closes the
  * client, removes the socket file it created, restores the tty. NULL-safe. */

@@ -108,6 +108,36 @@ static void kick_handler(int sig)
 	(void)sig;
 }
 
+/* Waits, out of the guest, until the pause is lifted or the VM ends. The
+ * kick that took us out of the guest is cleared under the lock, and vm_stop()
+ * and vm_pause() kick under it too: a stop or pause requested after this
+ * still cuts the next run short. */
+static void vcpu_park(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+	pthread_mutex_lock(&vm->lock);
+	vm->parked++;
+	pthread_cond_broadcast(&vm->cond);
+	while (vm->pause_req && vm->outcome == VM_OUT_NONE)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	vm->parked--;
+	if (vm->outcome == VM_OUT_NONE)
+		vm->ops->unkick(v->hv);
+	pthread_mutex_unlock(&vm->lock);
+}
+
+/* A kick from a pause that was lifted before this thread saw it leaves
+ * the hypervisor's immediate-exit flag set: clear it, or every run would
+ * return at once. */
+static void vcpu_clear_stale_kick(struct vcpu *v)
+{
+	struct vm *vm = v->vm;
+	pthread_mutex_lock(&vm->lock);
+	if (vm->outcome == VM_OUT_NONE && !vm->pause_req)
+		vm->ops->unkick(v->hv);
+	pthread_mutex_unlock(&vm->lock);
+}
+
 static void *vcpu_thread(void *arg)
 {
 	struct vcpu *v = arg;
@@ -121,6 +151,10 @@ static void *vcpu_thread(void *arg)
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
 
 	while (__atomic_load_n(&vm->outcome, __ATOMIC_ACQUIRE) == VM_OUT_NONE) {
+		if (__atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE)) {
+			vcpu_park(v);
+			continue;
+		}
 		struct hv_exit e = {0};
 		int r = vm->ops->run(v->hv, &e);
 		if (r < 0) {
@@ -133,7 +167,9 @@ static void *vcpu_thread(void *arg)
 		if ((unsigned)e.kind >= HV_EXIT__COUNT || !exit_handlers[e.kind]) {
 			e.kind = HV_EXIT_UNKNOWN;
 		}
-		v->exits[e.kind]++;
+		__atomic_store_n(&v->exits[e.kind], v->exits[e.kind] + 1, __ATOMIC_RELAXED);
+		if (e.kind == HV_EXIT_INTR)
+			vcpu_clear_stale_kick(v);
 		switch (exit_handlers[e.kind](v, &e)) {
 		case VCPU_CONTINUE: break;
 		case VCPU_POWEROFF: vm_stop(vm, VM_OUT_POWEROFF, "guest powered off"); break;
@@ -141,6 +177,10 @@ static void *vcpu_thread(void *arg)
 		case VCPU_FAIL: break; /* vm_stop already called with the reason */
 		}
 	}
+	pthread_mutex_lock(&vm->lock);
+	vm->live--;
+	pthread_cond_broadcast(&vm->cond); /* a pause may wait for this thread */
+	pthread_mutex_unlock(&vm->lock);
 	return NULL;
 }
 

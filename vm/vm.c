@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include "vm/cpuid.h"
 #include "vm/e820.h"
 #include "vm/log.h"
+#include "vm/sink.h"
 #include "vm/vm_internal.h"
 
 const char *vm_outcome_name(enum vm_outcome o)
@@ -178,6 +180,11 @@ int vm_create(struct vm **out, const struct vm_config *cfg, struct sink *serial,
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_cond_init(&vm->cond, NULL);
 	int r;
+	vm->outcome_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->outcome_fd < 0) {
+		r = chv_err_set(err, -errno, "outcome eventfd: %s", strerror(errno));
+		goto fail;
+	}
 	vm->ops = hv_backend(cfg->hypervisor ? cfg->hypervisor : "kvm");
 	if (!vm->ops) {
 		r = chv_err_set(err, -EINVAL, "--hypervisor: %s is not built in", cfg->hypervisor);
@@ -234,37 +241,148 @@ void vm_stop(struct vm *vm, enum vm_outcome outcome, const char *reason)
 		for (uint32_t i = 0; i < vm->nvcpus; i++)
 			vcpu_kick(&vm->vcpus[i]);
 		pthread_cond_broadcast(&vm->cond);
+		if (vm->outcome_fd >= 0) {
+			uint64_t one = 1;
+			ssize_t w = write(vm->outcome_fd, &one, sizeof(one));
+			(void)w; /* cannot overflow: written once */
+		}
 	}
 	pthread_mutex_unlock(&vm->lock);
 }
 
-enum vm_outcome vm_run(struct vm *vm, char *reason, size_t reason_len)
+int vm_start(struct vm *vm)
 {
+	pthread_mutex_lock(&vm->lock);
+	if (vm->started) {
+		pthread_mutex_unlock(&vm->lock);
+		return -EALREADY;
+	}
+	vm->started = true;
+	pthread_mutex_unlock(&vm->lock);
 	for (uint32_t i = 0; i < vm->nvcpus; i++) {
+		/* Counted before the thread exists, so a pause never misses it. */
+		pthread_mutex_lock(&vm->lock);
+		vm->live++;
+		pthread_mutex_unlock(&vm->lock);
 		int r = vcpu_start(&vm->vcpus[i]);
 		if (r < 0) {
+			pthread_mutex_lock(&vm->lock);
+			vm->live--;
+			pthread_cond_broadcast(&vm->cond);
+			pthread_mutex_unlock(&vm->lock);
 			char msg[128];
 			snprintf(msg, sizeof(msg), "vcpu%u: cannot start its thread: %s", i,
 				 strerror(-r));
+			log_error("%s", msg);
 			vm_stop(vm, VM_OUT_FAILED, msg);
-			break;
+			return r;
 		}
 	}
+	return 0;
+}
+
+enum vm_outcome vm_wait(struct vm *vm, char *reason, size_t reason_len)
+{
 	pthread_mutex_lock(&vm->lock);
 	while (vm->outcome == VM_OUT_NONE)
 		pthread_cond_wait(&vm->cond, &vm->lock);
 	pthread_mutex_unlock(&vm->lock);
 	for (uint32_t i = 0; i < vm->nvcpus; i++)
 		vcpu_join(&vm->vcpus[i]);
-	if (reason)
-		snprintf(reason, reason_len, "%s", vm->reason);
-	return vm->outcome;
+	return vm_outcome(vm, reason, reason_len);
+}
+
+enum vm_outcome vm_run(struct vm *vm, char *reason, size_t reason_len)
+{
+	int r = vm_start(vm);
+	(void)r; /* a failure to start is already the VM's outcome */
+	return vm_wait(vm, reason, reason_len);
+}
+
+int vm_outcome_fd(const struct vm *vm)
+{
+	return vm->outcome_fd;
+}
+
+enum vm_outcome vm_outcome(struct vm *vm, char *reason, size_t reason_len)
+{
+	pthread_mutex_lock(&vm->lock);
+	enum vm_outcome o = vm->outcome;
+	if (reason && reason_len)
+		snprintf(reason, reason_len, "%s", o == VM_OUT_NONE ? "" : vm->reason);
+	pthread_mutex_unlock(&vm->lock);
+	return o;
+}
+
+int vm_pause(struct vm *vm)
+{
+	int r = 0;
+	pthread_mutex_lock(&vm->lock);
+	if (vm->outcome != VM_OUT_NONE) {
+		pthread_mutex_unlock(&vm->lock);
+		return -ESRCH;
+	}
+	if (!vm->pause_req) {
+		__atomic_store_n(&vm->pause_req, true, __ATOMIC_RELEASE);
+		for (uint32_t i = 0; i < vm->nvcpus; i++)
+			vcpu_kick(&vm->vcpus[i]);
+	}
+	while (vm->parked < vm->live && vm->outcome == VM_OUT_NONE)
+		pthread_cond_wait(&vm->cond, &vm->lock);
+	if (vm->outcome != VM_OUT_NONE)
+		r = -ESRCH;
+	pthread_mutex_unlock(&vm->lock);
+	return r;
+}
+
+int vm_resume(struct vm *vm)
+{
+	pthread_mutex_lock(&vm->lock);
+	int r = vm->outcome != VM_OUT_NONE ? -ESRCH : 0;
+	if (vm->pause_req) {
+		__atomic_store_n(&vm->pause_req, false, __ATOMIC_RELEASE);
+		pthread_cond_broadcast(&vm->cond);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return r;
+}
+
+static const char *const exit_names[HV_EXIT__COUNT] = {
+    [HV_EXIT_NONE] = "none",
+    [HV_EXIT_PIO] = "pio",
+    [HV_EXIT_MMIO] = "mmio",
+    [HV_EXIT_HLT] = "hlt",
+    [HV_EXIT_INTR] = "intr",
+    [HV_EXIT_SHUTDOWN] = "shutdown",
+    [HV_EXIT_SYSTEM_RESET] = "system_reset",
+    [HV_EXIT_SYSTEM_OFF] = "system_off",
+    [HV_EXIT_INTERNAL_ERROR] = "internal_error",
+    [HV_EXIT_FAIL_ENTRY] = "fail_entry",
+    [HV_EXIT_UNKNOWN] = "unknown",
+};
+
+void vm_counters(struct vm *vm, vm_counter_fn fn, void *ctx)
+{
+	/* Every kind is reported, zeros included, so the set of names is stable. */
+	for (unsigned k = HV_EXIT_NONE + 1; k < HV_EXIT__COUNT; k++) {
+		uint64_t sum = 0;
+		for (uint32_t i = 0; i < vm->nvcpus; i++)
+			sum += __atomic_load_n(&vm->vcpus[i].exits[k], __ATOMIC_RELAXED);
+		char name[48];
+		snprintf(name, sizeof(name), "exits.%s", exit_names[k]);
+		fn(ctx, name, sum);
+	}
+	if (vm->serial)
+		fn(ctx, "serial.tx_bytes", sink_tx_bytes(vm->serial));
 }
 
 void vm_destroy(struct vm *vm)
 {
 	if (!vm)
 		return;
+	/* vCPU threads leave their loop only once an outcome is set. */
+	if (vm->started)
+		vm_stop(vm, VM_OUT_STOPPED, "destroyed");
 	for (uint32_t i = 0; i < vm->nvcpus; i++)
 		vcpu_kick(&vm->vcpus[i]);
 	for (uint32_t i = vm->nvcpus; i-- > 0;)
@@ -281,6 +399,8 @@ void vm_destroy(struct vm *vm)
 		vm_mem_destroy(&vm->mem);
 	if (vm->hv)
 		vm->ops->close(vm->hv);
+	if (vm->outcome_fd >= 0)
+		close(vm->outcome_fd);
 	pthread_cond_destroy(&vm->cond);
 	pthread_mutex_destroy(&vm->lock);
 	free(vm);

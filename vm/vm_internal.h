@@ -17,7 +17,7 @@ struct vcpu {
 	uint32_t index;
 	pthread_t thread;
 	bool started;
-	uint64_t exits[HV_EXIT__COUNT];
+	uint64_t exits[HV_EXIT__COUNT]; /* written by the vCPU thread only, read atomically */
 };
 
 struct vm_devices;
@@ -38,9 +38,14 @@ struct vm {
 	struct vcpu *vcpus;
 
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	pthread_cond_t cond;	 /* outcome set, a vCPU parked or left, resume */
 	enum vm_outcome outcome; /* written under lock, read atomically by vCPUs */
 	char reason[256];
+	int outcome_fd; /* eventfd, written once the outcome is set */
+	bool started;
+	bool pause_req;	 /* under lock; read atomically by vCPUs */
+	uint32_t live;	 /* vCPU threads in their run loop, under lock */
+	uint32_t parked; /* of those, parked for a pause, under lock */
 };
 
 /* vcpu.c */

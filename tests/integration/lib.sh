@@ -47,3 +47,49 @@ guest_passed() {
 expect_ok() {
 	grep -Eq "^ok [0-9]+ - $2" "$1" || { cat "$1"; fail "no passing check matching '$2' in $1"; }
 }
+
+# ---- chvd ----
+CHVD=$CHV_BUILD_DIR/bin/chvd
+CHVCTL=$CHV_BUILD_DIR/bin/chvctl
+PY=/usr/bin/python3   # Debian's, with python3-grpcio (not a virtualenv's)
+
+# start_chvd [ARGS...]: a chvd on $T/chvd.sock with its own state and runtime dirs.
+start_chvd() {
+	mkdir -p "$T/state" "$T/run"
+	SOCK=$T/run/chvd.sock
+	export CHVD_SOCKET=$SOCK
+	"$CHVD" --listen "$SOCK" --state-dir "$T/state" --runtime-dir "$T/run" "$@" \
+		>>"$T/chvd.log" 2>&1 &
+	CHVD_PID=$!
+	for _ in $(seq 200); do [ -S "$SOCK" ] && return 0; sleep 0.05; done
+	cat "$T/chvd.log"; fail "chvd did not start"
+}
+
+# stop_chvd: SIGTERM, and the exit status must be 0.
+stop_chvd() {
+	kill -TERM "$CHVD_PID" 2>/dev/null || true
+	local st=0; wait "$CHVD_PID" || st=$?
+	[ "$st" = 0 ] || { tail -n 30 "$T/chvd.log"; fail "chvd exited with status $st on SIGTERM"; }
+}
+
+# Kills every process this test started (workers included) when it ends.
+cleanup_processes() {
+	pkill -KILL -f -- "$T/" 2>/dev/null || true
+	[ -n "${CHVD_PID:-}" ] && kill -KILL "$CHVD_PID" 2>/dev/null || true
+	rm -rf "$T"
+}
+trap cleanup_processes EXIT
+
+# ctl ARGS...: chvctl, failing the test on a non-zero status.
+ctl() { "$CHVCTL" "$@" || fail "chvctl $* failed with status $?"; }
+
+# wait_state ID STATE [SECONDS]
+wait_state() {
+	local i
+	for i in $(seq $(( ${3:-30} * 10 ))); do
+		"$CHVCTL" --json info "$1" 2>/dev/null | grep -q "\"state\": *\"VM_STATE_$2\"" && return 0
+		sleep 0.1
+	done
+	"$CHVCTL" info "$1" || true
+	fail "VM $1 did not reach $2"
+}

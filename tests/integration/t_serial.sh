@@ -26,11 +26,11 @@ pid=$!
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
 [ -S "$sock" ] || fail "no socket at $sock"
 python3 - "$sock" >"$T/s.console" <<'PY'
-import socket, sys, time
+import re, socket, sys, time
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.connect(sys.argv[1]); s.settimeout(0.5)
 buf = b""; end = time.time() + 60
-while b"# chv-testguest:" not in buf and time.time() < end:
+while not re.search(rb"# chv-testguest:[^\n]*\n", buf) and time.time() < end:
     try:
         d = s.recv(65536)
         if not d: break

@@ -1,0 +1,119 @@
+#include "daemon/hub.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/rpc.h"
+
+int ring_init(struct ring *r, size_t cap)
+{
+	r->buf = malloc(cap);
+	r->cap = cap;
+	r->written = 0;
+	return r->buf ? 0 : -ENOMEM;
+}
+
+void ring_free(struct ring *r)
+{
+	free(r->buf);
+	r->buf = NULL;
+}
+
+void ring_append(struct ring *r, const uint8_t *data, size_t n)
+{
+	if (n >= r->cap) {
+		data += n - r->cap;
+		r->written += n - r->cap;
+		n = r->cap;
+	}
+	size_t at = (size_t)(r->written % r->cap);
+	size_t first = n < r->cap - at ? n : r->cap - at;
+	memcpy(r->buf + at, data, first);
+	memcpy(r->buf, data + first, n - first);
+	r->written += n;
+}
+
+size_t ring_snapshot(const struct ring *r, uint8_t **out)
+{
+	size_t n = r->written < r->cap ? (size_t)r->written : r->cap;
+	*out = malloc(n ? n : 1);
+	if (!*out)
+		return 0;
+	size_t start = (size_t)((r->written - n) % r->cap);
+	size_t first = n < r->cap - start ? n : r->cap - start;
+	memcpy(*out, r->buf + start, first);
+	memcpy(*out + first, r->buf, n - first);
+	return n;
+}
+
+void sublist_init(struct sublist *l)
+{
+	pthread_mutex_init(&l->lock, NULL);
+	l->head = NULL;
+	l->n = 0;
+}
+
+void sublist_destroy(struct sublist *l)
+{
+	sublist_finish_all(l, RPC_UNAVAILABLE, "shutting down");
+	pthread_mutex_destroy(&l->lock);
+}
+
+void sublist_add(struct sublist *l, struct rpc_call *call, const char *filter)
+{
+	struct sub *s = calloc(1, sizeof(*s));
+	if (!s) {
+		rpc_finish(call, RPC_RESOURCE_EXHAUSTED, "out of memory");
+		return;
+	}
+	s->call = call;
+	snprintf(s->filter, sizeof(s->filter), "%s", filter ? filter : "");
+	pthread_mutex_lock(&l->lock);
+	s->next = l->head;
+	l->head = s;
+	l->n++;
+	pthread_mutex_unlock(&l->lock);
+}
+
+int sublist_remove(struct sublist *l, struct rpc_call *call)
+{
+	int found = 0;
+	pthread_mutex_lock(&l->lock);
+	for (struct sub **p = &l->head; *p; p = &(*p)->next) {
+		if ((*p)->call == call) {
+			struct sub *s = *p;
+			*p = s->next;
+			free(s);
+			l->n--;
+			found = 1;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&l->lock);
+	return found;
+}
+
+void sublist_publish(struct sublist *l, const char *key, const void *msg)
+{
+	pthread_mutex_lock(&l->lock);
+	for (struct sub *s = l->head; s; s = s->next)
+		if (!s->filter[0] || (key && !strcmp(s->filter, key)))
+			(void)rpc_stream_send(s->call, msg);
+	pthread_mutex_unlock(&l->lock);
+}
+
+void sublist_finish_all(struct sublist *l, int status, const char *message)
+{
+	pthread_mutex_lock(&l->lock);
+	struct sub *s = l->head;
+	l->head = NULL;
+	l->n = 0;
+	pthread_mutex_unlock(&l->lock);
+	while (s) {
+		struct sub *next = s->next;
+		rpc_finish(s->call, status, "%s", message);
+		free(s);
+		s = next;
+	}
+}

@@ -1,0 +1,49 @@
+/* chvd's side of the worker protocol: spawning chv-vmm workers, the control
+ * connection to each, request/reply matching, and one supervisor thread that
+ * reads every worker's socket (replies, notices, death). */
+#ifndef CHV_DAEMON_WCONN_H
+#define CHV_DAEMON_WCONN_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "chv/worker/v1/worker.pb-c.h"
+#include "vm/err.h"
+
+struct wconn;
+
+struct wconn_ops {
+	/* On the supervisor thread. */
+	void (*on_notice)(void *ctx, const Chv__Worker__V1__Notice *n);
+	/* Once, when the connection ends (the worker exited or closed it);
+	 * reason says how (exit status or signal when the worker is our child). */
+	void (*on_dead)(void *ctx, const char *reason);
+};
+
+/* Starts the supervisor thread. */
+chv_must_check int wconn_supervisor_start(struct chv_err *err);
+void wconn_supervisor_stop(void);
+
+/* Spawns `vmm --worker --control sock_path` in its own session, stdout and
+ * stderr to log_path, and waits until its socket accepts (timeout_ms). */
+chv_must_check int wconn_spawn(const char *vmm, const char *sock_path, const char *log_path,
+			       int timeout_ms, pid_t *pid, struct chv_err *err);
+
+/* Connects to a worker's socket; pid 0 when unknown (re-adopted worker). */
+chv_must_check int wconn_connect(struct wconn **out, const char *sock_path, pid_t pid,
+				 const struct wconn_ops *ops, void *ctx, struct chv_err *err);
+
+/* Sends req (seq is assigned) and waits for its reply (free with
+ * chv__worker__v1__reply__free_unpacked). -ETIMEDOUT, -EPIPE (worker gone). */
+chv_must_check int wconn_request(struct wconn *w, Chv__Worker__V1__Request *req,
+				 Chv__Worker__V1__Reply **reply, int timeout_ms);
+
+/* Sends without waiting (console input). */
+int wconn_send(struct wconn *w, Chv__Worker__V1__Request *req);
+
+pid_t wconn_pid(const struct wconn *w);
+/* Closes our end; the worker keeps running. on_dead is not called after this
+ * returns. Safe on NULL. */
+void wconn_close(struct wconn *w);
+
+#endif

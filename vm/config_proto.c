@@ -1,0 +1,396 @@
+/* chv.v1.VmConfig <-> struct vm_config. Zero values take the API's defaults
+ * (named in api/chv/v1/vm.proto); each error names the field path as the API
+ * user wrote it ("config.cpus.boot_vcpus"), so chvd can return it as is. */
+#include "vm/config_proto.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include "vm/layout.h"
+
+#define MIB		    (1024ULL * 1024)
+#define MEMORY_DEFAULT_SIZE (512 * MIB)
+#define MEMORY_MIN_SIZE	    (2 * MIB)
+#define PAGE_4K		    4096ULL
+#define HUGEPAGE_SIZE	    (2 * MIB)
+#define PHYS_BITS_DEFAULT   46
+#define PHYS_BITS_MIN	    36
+#define PHYS_BITS_MAX	    52
+#define TOPO_MAX_THREADS    2
+
+static bool str_set(const char *s)
+{
+	return s && *s;
+}
+
+static int dup_str(char **dst, const char *field, const char *v, struct chv_err *err)
+{
+	char *s = strdup(v);
+	if (!s)
+		return chv_err_set(err, -ENOMEM, "%s: out of memory", field);
+	free(*dst);
+	*dst = s;
+	return 0;
+}
+
+static int not_supported(const char *field, struct chv_err *err)
+{
+	return chv_err_set(err, -EINVAL, "%s: not supported yet", field);
+}
+
+static int payload_from(struct vm_config *c, const Chv__V1__PayloadConfig *p, struct chv_err *err)
+{
+	int r;
+	if (!p || !str_set(p->kernel))
+		return chv_err_set(err, -EINVAL, "config.payload.kernel is required");
+	if (str_set(p->firmware))
+		return not_supported("config.payload.firmware", err);
+	if ((r = dup_str(&c->payload.kernel, "config.payload.kernel", p->kernel, err)))
+		return r;
+	if (str_set(p->initramfs) &&
+	    (r = dup_str(&c->payload.initramfs, "config.payload.initramfs", p->initramfs, err)))
+		return r;
+	if (str_set(p->cmdline)) {
+		size_t len = strlen(p->cmdline);
+		if (len >= LAYOUT_CMDLINE_MAX)
+			return chv_err_set(err, -EINVAL,
+					   "config.payload.cmdline: %zu bytes is longer than the "
+					   "maximum %llu",
+					   len, LAYOUT_CMDLINE_MAX - 1);
+		if ((r = dup_str(&c->payload.cmdline, "config.payload.cmdline", p->cmdline, err)))
+			return r;
+	}
+	return 0;
+}
+
+static int range_u32(const char *field, uint32_t v, uint32_t lo, uint32_t hi, struct chv_err *err)
+{
+	if (v < lo || v > hi)
+		return chv_err_set(err, -EINVAL,
+				   "%s: %" PRIu32 " is out of range (%" PRIu32 "..%" PRIu32 ")",
+				   field, v, lo, hi);
+	return 0;
+}
+
+static int topology_from(struct vm_config *c, const Chv__V1__CpuTopology *t, struct chv_err *err)
+{
+	int r;
+	/* An empty message is as good as none: protobuf-c cannot tell them apart
+	 * for a caller who filled the struct by hand. */
+	if (!t ||
+	    (!t->threads_per_core && !t->cores_per_die && !t->dies_per_package && !t->packages)) {
+		c->cpus.topology_set = false;
+		c->cpus.topology = (struct cpu_topology){1, (uint8_t)c->cpus.max, 1, 1};
+		return 0;
+	}
+	if ((r = range_u32("config.cpus.topology.threads_per_core", t->threads_per_core, 1,
+			   TOPO_MAX_THREADS, err)) ||
+	    (r = range_u32("config.cpus.topology.cores_per_die", t->cores_per_die, 1,
+			   CONFIG_MAX_VCPUS, err)) ||
+	    (r = range_u32("config.cpus.topology.dies_per_package", t->dies_per_package, 1, 1,
+			   err)) ||
+	    (r = range_u32("config.cpus.topology.packages", t->packages, 1, CONFIG_MAX_VCPUS, err)))
+		return r;
+	uint32_t product =
+	    t->threads_per_core * t->cores_per_die * t->dies_per_package * t->packages;
+	if (product != c->cpus.max)
+		return chv_err_set(err, -EINVAL,
+				   "config.cpus.topology: %" PRIu32 ":%" PRIu32 ":%" PRIu32
+				   ":%" PRIu32 " gives %" PRIu32
+				   " vCPUs, but config.cpus.max_vcpus is %" PRIu32,
+				   t->threads_per_core, t->cores_per_die, t->dies_per_package,
+				   t->packages, product, c->cpus.max);
+	c->cpus.topology_set = true;
+	c->cpus.topology =
+	    (struct cpu_topology){(uint8_t)t->threads_per_core, (uint8_t)t->cores_per_die,
+				  (uint8_t)t->dies_per_package, (uint8_t)t->packages};
+	return 0;
+}
+
+static int cpus_from(struct vm_config *c, const Chv__V1__CpusConfig *p, struct chv_err *err)
+{
+	int r;
+	uint32_t boot = p && p->boot_vcpus ? p->boot_vcpus : 1;
+	if ((r = range_u32("config.cpus.boot_vcpus", boot, 1, CONFIG_MAX_VCPUS, err)))
+		return r;
+	uint32_t max = p && p->max_vcpus ? p->max_vcpus : boot;
+	if ((r = range_u32("config.cpus.max_vcpus", max, 1, CONFIG_MAX_VCPUS, err)))
+		return r;
+	if (boot > max)
+		return chv_err_set(err, -EINVAL,
+				   "config.cpus.boot_vcpus: %" PRIu32
+				   " is more than config.cpus.max_vcpus %" PRIu32,
+				   boot, max);
+	uint32_t bits = p && p->max_phys_bits ? p->max_phys_bits : PHYS_BITS_DEFAULT;
+	if ((r = range_u32("config.cpus.max_phys_bits", bits, PHYS_BITS_MIN, PHYS_BITS_MAX, err)))
+		return r;
+	c->cpus.boot = boot;
+	c->cpus.max = max;
+	c->cpus.max_phys_bits = bits;
+	return topology_from(c, p ? p->topology : NULL, err);
+}
+
+static int memory_from(struct vm_config *c, const Chv__V1__MemoryConfig *p, struct chv_err *err)
+{
+	uint64_t size = p && p->size ? p->size : MEMORY_DEFAULT_SIZE;
+	bool hugepages = p && p->hugepages;
+	if (p && p->hotplug_size)
+		return not_supported("config.memory.hotplug_size", err);
+	if (size < MEMORY_MIN_SIZE)
+		return chv_err_set(err, -EINVAL,
+				   "config.memory.size: %" PRIu64
+				   " is below the minimum 2 MiB (the kernel loads at 1 MiB)",
+				   size);
+	if (size % PAGE_4K)
+		return chv_err_set(err, -EINVAL,
+				   "config.memory.size: %" PRIu64 " is not a multiple of 4 KiB",
+				   size);
+	if (hugepages && size % HUGEPAGE_SIZE)
+		return chv_err_set(err, -EINVAL,
+				   "config.memory.size: %" PRIu64
+				   " is not a multiple of 2 MiB, as config.memory.hugepages needs",
+				   size);
+	c->memory.size = size;
+	c->memory.shared = p && p->shared;
+	c->memory.hugepages = hugepages;
+	return 0;
+}
+
+static const char *mode_name(Chv__V1__ConsoleMode m)
+{
+	switch (m) {
+	case CHV__V1__CONSOLE_MODE__CONSOLE_MODE_UNSPECIFIED:
+		return "UNSPECIFIED";
+	case CHV__V1__CONSOLE_MODE__CONSOLE_MODE_OFF:
+		return "OFF";
+	case CHV__V1__CONSOLE_MODE__CONSOLE_MODE_NULL:
+		return "NULL";
+	case CHV__V1__CONSOLE_MODE__CONSOLE_MODE_TTY:
+		return "TTY";
+	case CHV__V1__CONSOLE_MODE__CONSOLE_MODE_FILE:
+		return "FILE";
+	case CHV__V1__CONSOLE_MODE__CONSOLE_MODE_SOCKET:
+		return "SOCKET";
+	default:
+		return NULL;
+	}
+}
+
+/* name: "serial" or "console"; dflt: the mode UNSPECIFIED stands for. */
+static int console_from(struct console_config *cc, const char *name, enum console_mode dflt,
+			const Chv__V1__ConsoleConfig *p, struct chv_err *err)
+{
+	Chv__V1__ConsoleMode m = p ? p->mode : CHV__V1__CONSOLE_MODE__CONSOLE_MODE_UNSPECIFIED;
+	const char *path = p && str_set(p->path) ? p->path : NULL;
+	const char *mname = mode_name(m);
+	if (!mname)
+		return chv_err_set(err, -EINVAL, "config.%s.mode: %d is not a console mode", name,
+				   (int)m);
+	enum console_mode mode;
+	switch (m) {
+	case CHV__V1__CONSOLE_MODE__CONSOLE_MODE_OFF:
+		mode = CONSOLE_OFF;
+		break;
+	case CHV__V1__CONSOLE_MODE__CONSOLE_MODE_NULL:
+		mode = CONSOLE_NULL;
+		break;
+	case CHV__V1__CONSOLE_MODE__CONSOLE_MODE_TTY:
+		mode = CONSOLE_TTY;
+		break;
+	case CHV__V1__CONSOLE_MODE__CONSOLE_MODE_FILE:
+		mode = CONSOLE_FILE;
+		break;
+	case CHV__V1__CONSOLE_MODE__CONSOLE_MODE_SOCKET:
+		mode = CONSOLE_SOCKET;
+		break;
+	default:
+		mode = dflt;
+		break;
+	}
+	bool wants_path = mode == CONSOLE_FILE || mode == CONSOLE_SOCKET;
+	if (wants_path && !path)
+		return chv_err_set(err, -EINVAL, "config.%s.mode: %s needs config.%s.path", name,
+				   mname, name);
+	if (!wants_path && path)
+		return chv_err_set(err, -EINVAL,
+				   "config.%s.path: %s is only used with mode FILE or SOCKET, "
+				   "not %s",
+				   name, path, mname);
+	if (mode == CONSOLE_SOCKET && strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return chv_err_set(err, -EINVAL, "config.%s.path: %s is longer than %zu bytes",
+				   name, path, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+	if (path) {
+		char field[32];
+		snprintf(field, sizeof(field), "config.%s.path", name);
+		int r = dup_str(&cc->path, field, path, err);
+		if (r)
+			return r;
+	} else {
+		free(cc->path);
+		cc->path = NULL;
+	}
+	cc->mode = mode;
+	return 0;
+}
+
+/* Devices that the VM core cannot build yet: refuse rather than ignore. */
+static int unsupported_from(const Chv__V1__VmConfig *p, struct chv_err *err)
+{
+	if (p->n_disks)
+		return not_supported("config.disks", err);
+	if (p->n_nets)
+		return not_supported("config.nets", err);
+	if (p->n_fs)
+		return not_supported("config.fs", err);
+	if (p->n_pmem)
+		return not_supported("config.pmem", err);
+	if (p->n_devices)
+		return not_supported("config.devices", err);
+	if (p->vsock && (p->vsock->cid || str_set(p->vsock->socket) || str_set(p->vsock->id)))
+		return not_supported("config.vsock", err);
+	if (p->balloon &&
+	    (p->balloon->size || p->balloon->deflate_on_oom || p->balloon->free_page_reporting))
+		return not_supported("config.balloon", err);
+	if (p->rng && str_set(p->rng->src))
+		return not_supported("config.rng.src", err);
+	if (p->platform) {
+		const Chv__V1__PlatformConfig *pl = p->platform;
+		if (pl->num_pci_segments > 1)
+			return chv_err_set(err, -EINVAL,
+					   "config.platform.num_pci_segments: %" PRIu32
+					   " is not supported yet (1)",
+					   pl->num_pci_segments);
+		if (str_set(pl->serial_number))
+			return not_supported("config.platform.serial_number", err);
+		if (str_set(pl->uuid))
+			return not_supported("config.platform.uuid", err);
+		if (pl->n_oem_strings)
+			return not_supported("config.platform.oem_strings", err);
+	}
+	return 0;
+}
+
+int vm_config_from_proto(struct vm_config *c, const Chv__V1__VmConfig *p, struct chv_err *err)
+{
+	int r;
+	if (!p)
+		return chv_err_set(err, -EINVAL, "config is required");
+	if ((r = payload_from(c, p->payload, err)) || (r = cpus_from(c, p->cpus, err)) ||
+	    (r = memory_from(c, p->memory, err)) ||
+	    (r = console_from(&c->serial, "serial", CONSOLE_NULL, p->serial, err)) ||
+	    (r = console_from(&c->console, "console", CONSOLE_OFF, p->console, err)))
+		return r;
+	if (c->console.mode != CONSOLE_OFF)
+		return chv_err_set(err, -EINVAL,
+				   "config.console.mode: %s is not supported yet (virtio-console; "
+				   "use OFF)",
+				   mode_name(p->console->mode));
+	return unsupported_from(p, err);
+}
+
+/* The other way. Every string is our own copy (empty ones too), so
+ * protobuf-c's free_unpacked can release the whole tree. */
+
+static char *own_str(const char *s, bool *oom)
+{
+	char *d = strdup(s ? s : "");
+	if (!d)
+		*oom = true;
+	return d;
+}
+
+static Chv__V1__ConsoleMode mode_to_proto(enum console_mode m)
+{
+	switch (m) {
+	case CONSOLE_OFF:
+		return CHV__V1__CONSOLE_MODE__CONSOLE_MODE_OFF;
+	case CONSOLE_NULL:
+		return CHV__V1__CONSOLE_MODE__CONSOLE_MODE_NULL;
+	case CONSOLE_TTY:
+		return CHV__V1__CONSOLE_MODE__CONSOLE_MODE_TTY;
+	case CONSOLE_FILE:
+		return CHV__V1__CONSOLE_MODE__CONSOLE_MODE_FILE;
+	case CONSOLE_SOCKET:
+		return CHV__V1__CONSOLE_MODE__CONSOLE_MODE_SOCKET;
+	}
+	return CHV__V1__CONSOLE_MODE__CONSOLE_MODE_UNSPECIFIED;
+}
+
+static Chv__V1__ConsoleConfig *console_to(const struct console_config *cc, bool *oom)
+{
+	Chv__V1__ConsoleConfig *p = malloc(sizeof(*p));
+	if (!p) {
+		*oom = true;
+		return NULL;
+	}
+	chv__v1__console_config__init(p);
+	p->mode = mode_to_proto(cc->mode);
+	p->path = own_str(cc->path, oom);
+	return p;
+}
+
+int vm_config_to_proto(const struct vm_config *c, Chv__V1__VmConfig **out)
+{
+	bool oom = false;
+	*out = NULL;
+	Chv__V1__VmConfig *p = malloc(sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	chv__v1__vm_config__init(p);
+
+	/* Each part is attached as soon as it exists, so one free releases all. */
+	if ((p->payload = malloc(sizeof(*p->payload)))) {
+		chv__v1__payload_config__init(p->payload);
+		p->payload->kernel = own_str(c->payload.kernel, &oom);
+		p->payload->initramfs = own_str(c->payload.initramfs, &oom);
+		p->payload->cmdline = own_str(c->payload.cmdline, &oom);
+		p->payload->firmware = own_str(NULL, &oom);
+	} else {
+		oom = true;
+	}
+	if ((p->cpus = malloc(sizeof(*p->cpus)))) {
+		chv__v1__cpus_config__init(p->cpus);
+		p->cpus->boot_vcpus = c->cpus.boot;
+		p->cpus->max_vcpus = c->cpus.max;
+		p->cpus->max_phys_bits = c->cpus.max_phys_bits;
+		if (c->cpus.topology_set) {
+			if ((p->cpus->topology = malloc(sizeof(*p->cpus->topology)))) {
+				const struct cpu_topology *t = &c->cpus.topology;
+				chv__v1__cpu_topology__init(p->cpus->topology);
+				p->cpus->topology->threads_per_core = t->threads_per_core;
+				p->cpus->topology->cores_per_die = t->cores_per_die;
+				p->cpus->topology->dies_per_package = t->dies_per_package;
+				p->cpus->topology->packages = t->packages;
+			} else {
+				oom = true;
+			}
+		}
+	} else {
+		oom = true;
+	}
+	if ((p->memory = malloc(sizeof(*p->memory)))) {
+		chv__v1__memory_config__init(p->memory);
+		p->memory->size = c->memory.size;
+		p->memory->shared = c->memory.shared;
+		p->memory->hugepages = c->memory.hugepages;
+	} else {
+		oom = true;
+	}
+	p->serial = console_to(&c->serial, &oom);
+	p->console = console_to(&c->console, &oom);
+	if (oom) {
+		vm_config_proto_free(p);
+		return -ENOMEM;
+	}
+	*out = p;
+	return 0;
+}
+
+void vm_config_proto_free(Chv__V1__VmConfig *p)
+{
+	if (p)
+		chv__v1__vm_config__free_unpacked(p, NULL);
+}
