@@ -9,29 +9,29 @@
 #define ACPI_MAX_CPUS 256
 
 struct acpi_serial {
-	uint16_t port;  /* 0: no serial port */
+	uint16_t port; /* 0: no serial port */
 	uint8_t irq;
 };
 
 struct acpi_platform {
-	uint32_t boot_cpus;                 /* enabled LAPICs */
-	uint32_t max_cpus;                  /* the rest are online-capable, disabled */
-	uint32_t apic_id[ACPI_MAX_CPUS];    /* per vCPU index, from the topology */
+	uint32_t boot_cpus;		 /* enabled LAPICs */
+	uint32_t max_cpus;		 /* the rest are online-capable, disabled */
+	uint32_t apic_id[ACPI_MAX_CPUS]; /* per vCPU index, from the topology */
 	uint64_t lapic_addr;
 	uint64_t ioapic_addr;
 	uint8_t ioapic_id;
 	uint32_t ioapic_gsi_base;
-	uint16_t pm_port;                   /* sleep control/status and reset register (1 byte each at pm_port) */
+	uint16_t pm_port; /* sleep control/status and reset register (1 byte each at pm_port) */
 	uint8_t reset_value;
-	uint8_t s5_slp_typ;                 /* SLP_TYP written for S5 */
+	uint8_t s5_slp_typ; /* SLP_TYP written for S5 */
 	struct acpi_serial com1;
-	uint64_t ecam_base;                 /* 0: no MCFG */
+	uint64_t ecam_base; /* 0: no MCFG */
 	uint8_t ecam_bus_start, ecam_bus_end;
 };
 
 struct acpi_tables {
-	uint64_t rsdp_gpa;                  /* where the guest finds the RSDP */
-	size_t size;                        /* bytes used in the buffer */
+	uint64_t rsdp_gpa; /* where the guest finds the RSDP */
+	size_t size;	   /* bytes used in the buffer */
 };
 
 /* Builds RSDP (first, at base_gpa), XSDT, FADT, DSDT, MADT (and MCFG when

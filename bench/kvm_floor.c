@@ -40,14 +40,15 @@ static double one_run(int kvm, int run_size, size_t mem_size)
 	/* out 0x10, al; hlt  (real mode, at 0x1000) */
 	memcpy(mem + 0x1000, "\xe6\x10\xf4", 3);
 	struct kvm_userspace_memory_region r = {
-		.slot = 0, .memory_size = mem_size, .userspace_addr = (uintptr_t)mem};
+	    .slot = 0, .memory_size = mem_size, .userspace_addr = (uintptr_t)mem};
 	double result = -1;
 	if (ioctl(vm, KVM_SET_USER_MEMORY_REGION, &r) < 0)
 		goto out;
 	int vcpu = ioctl(vm, KVM_CREATE_VCPU, 0);
 	if (vcpu < 0)
 		goto out;
-	struct kvm_run *run = mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
+	struct kvm_run *run =
+	    mmap(NULL, (size_t)run_size, PROT_READ | PROT_WRITE, MAP_SHARED, vcpu, 0);
 	struct kvm_sregs s;
 	ioctl(vcpu, KVM_GET_SREGS, &s);
 	s.cs.base = 0;

@@ -48,16 +48,16 @@ void dlog(enum dlog_level lvl, const char *vm_id, const char *fmt, ...)
 					"SYSLOG_IDENTIFIER=chvd", NULL);
 		return;
 	}
-	static const char *const names[8] = {"emerg", "alert", "crit", "error",
-					      "warning", "notice", "info", "debug"};
+	static const char *const names[8] = {"emerg",	"alert",  "crit", "error",
+					     "warning", "notice", "info", "debug"};
 	struct timespec t;
 	clock_gettime(CLOCK_REALTIME, &t);
 	struct tm tm;
 	gmtime_r(&t.tv_sec, &tm);
 	char line[2300];
-	int n = snprintf(line, sizeof(line), "%02d:%02d:%02d.%03ld chvd: %s: %s%s%s%s\n", tm.tm_hour,
-			 tm.tm_min, tm.tm_sec, t.tv_nsec / 1000000, names[lvl], vm_id ? "vm " : "",
-			 vm_id ? vm_id : "", vm_id ? ": " : "", msg);
+	int n = snprintf(line, sizeof(line), "%02d:%02d:%02d.%03ld chvd: %s: %s%s%s%s\n",
+			 tm.tm_hour, tm.tm_min, tm.tm_sec, t.tv_nsec / 1000000, names[lvl],
+			 vm_id ? "vm " : "", vm_id ? vm_id : "", vm_id ? ": " : "", msg);
 	if (n > (int)sizeof(line))
 		n = sizeof(line);
 	ssize_t w = write(2, line, (size_t)n);

@@ -10,6 +10,6 @@ enum dlog_level { DLOG_ERR = 3, DLOG_WARNING = 4, DLOG_NOTICE = 5, DLOG_INFO = 6
 void dlog_init(int verbosity, int journal);
 /* vm_id may be NULL. */
 __attribute__((format(printf, 3, 4))) void dlog(enum dlog_level lvl, const char *vm_id,
-						  const char *fmt, ...);
+						const char *fmt, ...);
 
 #endif

@@ -21,12 +21,18 @@ void registry_init(void)
 const char *vm_state_name(Chv__V1__VmState s)
 {
 	switch (s) {
-	case CHV__V1__VM_STATE__VM_STATE_CREATED: return "Created";
-	case CHV__V1__VM_STATE__VM_STATE_RUNNING: return "Running";
-	case CHV__V1__VM_STATE__VM_STATE_PAUSED: return "Paused";
-	case CHV__V1__VM_STATE__VM_STATE_SHUTDOWN: return "Shutdown";
-	case CHV__V1__VM_STATE__VM_STATE_FAILED: return "Failed";
-	default: return "Unspecified";
+	case CHV__V1__VM_STATE__VM_STATE_CREATED:
+		return "Created";
+	case CHV__V1__VM_STATE__VM_STATE_RUNNING:
+		return "Running";
+	case CHV__V1__VM_STATE__VM_STATE_PAUSED:
+		return "Paused";
+	case CHV__V1__VM_STATE__VM_STATE_SHUTDOWN:
+		return "Shutdown";
+	case CHV__V1__VM_STATE__VM_STATE_FAILED:
+		return "Failed";
+	default:
+		return "Unspecified";
 	}
 }
 

@@ -18,19 +18,19 @@ struct wconn;
 
 struct vmrec {
 	char id[VM_ID_MAX + 1];
-	pthread_mutex_t op_lock;    /* one lifecycle operation at a time */
-	pthread_mutex_t lock;       /* the fields below */
-	Chv__V1__VmConfig *config;  /* owned (unpacked) */
+	pthread_mutex_t op_lock;   /* one lifecycle operation at a time */
+	pthread_mutex_t lock;	   /* the fields below */
+	Chv__V1__VmConfig *config; /* owned (unpacked) */
 	Chv__V1__VmState state;
-	char reason[512];           /* failure_reason */
+	char reason[512]; /* failure_reason */
 	int64_t created_ms, booted_ms;
 	uint32_t boot_count;
-	struct wconn *worker;       /* NULL: no worker process */
-	bool worker_dead;           /* its connection ended; closed by the next operation */
-	bool stopping;              /* we asked the worker to exit */
+	struct wconn *worker; /* NULL: no worker process */
+	bool worker_dead;     /* its connection ended; closed by the next operation */
+	bool stopping;	      /* we asked the worker to exit */
 	bool deleted;
 	struct ring console;
-	struct sublist followers;   /* Console callers following live output */
+	struct sublist followers; /* Console callers following live output */
 	unsigned refs;
 };
 
@@ -41,8 +41,7 @@ struct vmrec *registry_get(const char *id);
 void vmrec_put(struct vmrec *r);
 /* A new record (state CREATED, refs 1 for the caller + 1 for the registry);
  * -EEXIST when the id is taken, -ENOSPC past max VMs. */
-int registry_add(const char *id, Chv__V1__VmConfig *config, unsigned max_vms,
-		 struct vmrec **out);
+int registry_add(const char *id, Chv__V1__VmConfig *config, unsigned max_vms, struct vmrec **out);
 /* Drops the registry's reference. */
 void registry_remove(struct vmrec *r);
 /* References to every record, sorted by id; free the array and put each. */

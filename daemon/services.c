@@ -50,25 +50,35 @@ static void run_job(void *arg)
 	struct job *j = arg;
 	struct op_result res = {0};
 	switch (j->op) {
-	case OP_CREATE: reply_info(j->call, vms_create(j->vm_id, j->config, &res), &res); break;
-	case OP_BOOT: reply_info(j->call, vms_boot(j->vm_id, &res), &res); break;
+	case OP_CREATE:
+		reply_info(j->call, vms_create(j->vm_id, j->config, &res), &res);
+		break;
+	case OP_BOOT:
+		reply_info(j->call, vms_boot(j->vm_id, &res), &res);
+		break;
 	case OP_SHUTDOWN:
 		reply_info(j->call, vms_shutdown(j->vm_id, j->force, j->timeout_ms, &res), &res);
 		break;
 	case OP_REBOOT:
-		reply_info(j->call, vms_simple(j->vm_id, CHV__WORKER__V1__REQUEST__OP_REBOOT, &res), &res);
+		reply_info(j->call, vms_simple(j->vm_id, CHV__WORKER__V1__REQUEST__OP_REBOOT, &res),
+			   &res);
 		break;
 	case OP_POWER_BUTTON:
-		reply_info(j->call, vms_simple(j->vm_id, CHV__WORKER__V1__REQUEST__OP_POWER_BUTTON, &res),
+		reply_info(j->call,
+			   vms_simple(j->vm_id, CHV__WORKER__V1__REQUEST__OP_POWER_BUTTON, &res),
 			   &res);
 		break;
 	case OP_PAUSE:
-		reply_info(j->call, vms_simple(j->vm_id, CHV__WORKER__V1__REQUEST__OP_PAUSE, &res), &res);
+		reply_info(j->call, vms_simple(j->vm_id, CHV__WORKER__V1__REQUEST__OP_PAUSE, &res),
+			   &res);
 		break;
 	case OP_RESUME:
-		reply_info(j->call, vms_simple(j->vm_id, CHV__WORKER__V1__REQUEST__OP_RESUME, &res), &res);
+		reply_info(j->call, vms_simple(j->vm_id, CHV__WORKER__V1__REQUEST__OP_RESUME, &res),
+			   &res);
 		break;
-	case OP_INFO: reply_info(j->call, vms_info(j->vm_id, &res), &res); break;
+	case OP_INFO:
+		reply_info(j->call, vms_info(j->vm_id, &res), &res);
+		break;
 	case OP_DELETE:
 		if (vms_delete(j->vm_id, j->force, &res) == 0) {
 			Chv__V1__DeleteResponse d = CHV__V1__DELETE_RESPONSE__INIT;
@@ -113,8 +123,8 @@ static void submit(struct rpc_call *call, enum op op, const char *vm_id, bool fo
 	j->op = op;
 	if (vm_id && strlen(vm_id) > VM_ID_MAX) {
 		free(j);
-		rpc_fail(call, RPC_INVALID_ARGUMENT, "vm_id: \"%.80s...\" is longer than %d bytes", vm_id,
-			 VM_ID_MAX);
+		rpc_fail(call, RPC_INVALID_ARGUMENT, "vm_id: \"%.80s...\" is longer than %d bytes",
+			 vm_id, VM_ID_MAX);
 		return;
 	}
 	snprintf(j->vm_id, sizeof(j->vm_id), "%s", vm_id ? vm_id : "");
@@ -228,7 +238,8 @@ static void h_console(struct rpc_call *call, const ProtobufCMessage *m, void *ct
 		return;
 	}
 	if (first->kind == CHV__V1__CONSOLE_KIND__CONSOLE_KIND_VIRTIO) {
-		rpc_finish(call, RPC_UNIMPLEMENTED, "virtio-console is not built yet; use kind SERIAL");
+		rpc_finish(call, RPC_UNIMPLEMENTED,
+			   "virtio-console is not built yet; use kind SERIAL");
 		return;
 	}
 	struct console_ctx *c = calloc(1, sizeof(*c));
@@ -294,41 +305,43 @@ static void h_vmm_shutdown(struct rpc_call *call, const ProtobufCMessage *m, voi
 }
 
 #define VM(name) "/chv.v1.Vm/" name
-#define UNARY(path, req, resp, fn, ctx)                                                         \
-	{path, RPC_UNARY, &chv__v1__##req##__descriptor, &chv__v1__##resp##__descriptor, fn,    \
-	 (void *)(ctx)}
+#define UNARY(path, req, resp, fn, ctx)                                                            \
+	{                                                                                          \
+		path, RPC_UNARY, &chv__v1__##req##__descriptor, &chv__v1__##resp##__descriptor,    \
+		    fn, (void *)(ctx)                                                              \
+	}
 #define TODO(name, req, resp) UNARY(VM(name), req, resp, h_unimplemented, "Vm." name)
 
 static const struct rpc_method methods[] = {
-	UNARY("/chv.v1.Vmm/Ping", ping_request, ping_response, h_ping, 0),
-	UNARY("/chv.v1.Vmm/Shutdown", vmm_shutdown_request, vmm_shutdown_response, h_vmm_shutdown, 0),
-	UNARY(VM("Create"), create_request, vm_info, h_create, 0),
-	UNARY(VM("Boot"), vm_request, vm_info, h_vm, OP_BOOT),
-	UNARY(VM("Shutdown"), shutdown_request, vm_info, h_shutdown, 0),
-	UNARY(VM("Reboot"), vm_request, vm_info, h_vm, OP_REBOOT),
-	UNARY(VM("PowerButton"), vm_request, vm_info, h_vm, OP_POWER_BUTTON),
-	UNARY(VM("Pause"), vm_request, vm_info, h_vm, OP_PAUSE),
-	UNARY(VM("Resume"), vm_request, vm_info, h_vm, OP_RESUME),
-	UNARY(VM("Delete"), delete_request, delete_response, h_delete, 0),
-	UNARY(VM("Info"), vm_request, vm_info, h_vm, OP_INFO),
-	UNARY(VM("List"), list_request, list_response, h_list, 0),
-	UNARY(VM("Counters"), vm_request, counters_response, h_vm, OP_COUNTERS),
-	TODO("Resize", resize_request, vm_info),
-	TODO("AddDisk", add_disk_request, device_response),
-	TODO("AddNet", add_net_request, device_response),
-	TODO("AddFs", add_fs_request, device_response),
-	TODO("AddPmem", add_pmem_request, device_response),
-	TODO("AddVsock", add_vsock_request, device_response),
-	TODO("AddDevice", add_device_request, device_response),
-	TODO("RemoveDevice", remove_device_request, vm_info),
-	TODO("Snapshot", snapshot_request, snapshot_response),
-	TODO("Restore", restore_request, vm_info),
-	TODO("SendMigration", send_migration_request, send_migration_response),
-	TODO("ReceiveMigration", receive_migration_request, vm_info),
-	{VM("WatchEvents"), RPC_SERVER_STREAM, &chv__v1__watch_events_request__descriptor,
-	 &chv__v1__event__descriptor, h_watch, NULL},
-	{VM("Console"), RPC_BIDI, &chv__v1__console_input__descriptor,
-	 &chv__v1__console_output__descriptor, h_console, NULL},
+    UNARY("/chv.v1.Vmm/Ping", ping_request, ping_response, h_ping, 0),
+    UNARY("/chv.v1.Vmm/Shutdown", vmm_shutdown_request, vmm_shutdown_response, h_vmm_shutdown, 0),
+    UNARY(VM("Create"), create_request, vm_info, h_create, 0),
+    UNARY(VM("Boot"), vm_request, vm_info, h_vm, OP_BOOT),
+    UNARY(VM("Shutdown"), shutdown_request, vm_info, h_shutdown, 0),
+    UNARY(VM("Reboot"), vm_request, vm_info, h_vm, OP_REBOOT),
+    UNARY(VM("PowerButton"), vm_request, vm_info, h_vm, OP_POWER_BUTTON),
+    UNARY(VM("Pause"), vm_request, vm_info, h_vm, OP_PAUSE),
+    UNARY(VM("Resume"), vm_request, vm_info, h_vm, OP_RESUME),
+    UNARY(VM("Delete"), delete_request, delete_response, h_delete, 0),
+    UNARY(VM("Info"), vm_request, vm_info, h_vm, OP_INFO),
+    UNARY(VM("List"), list_request, list_response, h_list, 0),
+    UNARY(VM("Counters"), vm_request, counters_response, h_vm, OP_COUNTERS),
+    TODO("Resize", resize_request, vm_info),
+    TODO("AddDisk", add_disk_request, device_response),
+    TODO("AddNet", add_net_request, device_response),
+    TODO("AddFs", add_fs_request, device_response),
+    TODO("AddPmem", add_pmem_request, device_response),
+    TODO("AddVsock", add_vsock_request, device_response),
+    TODO("AddDevice", add_device_request, device_response),
+    TODO("RemoveDevice", remove_device_request, vm_info),
+    TODO("Snapshot", snapshot_request, snapshot_response),
+    TODO("Restore", restore_request, vm_info),
+    TODO("SendMigration", send_migration_request, send_migration_response),
+    TODO("ReceiveMigration", receive_migration_request, vm_info),
+    {VM("WatchEvents"), RPC_SERVER_STREAM, &chv__v1__watch_events_request__descriptor,
+     &chv__v1__event__descriptor, h_watch, NULL},
+    {VM("Console"), RPC_BIDI, &chv__v1__console_input__descriptor,
+     &chv__v1__console_output__descriptor, h_console, NULL},
 };
 
 const struct rpc_method *services_methods(size_t *n, void (*on_shutdown)(bool shutdown_vms))

@@ -39,7 +39,8 @@ int store_init(const char *state_dir, struct chv_err *err)
 		return chv_err_set(err, -ENAMETOOLONG, "--state-dir: %s is too long", state_dir);
 	int r = mkdir_p(vms_dir, 0700);
 	if (r < 0)
-		return chv_err_set(err, r, "--state-dir: cannot create %s: %s", vms_dir, strerror(-r));
+		return chv_err_set(err, r, "--state-dir: cannot create %s: %s", vms_dir,
+				   strerror(-r));
 	return 0;
 }
 
@@ -68,7 +69,8 @@ int store_save(const Chv__V1__VmInfo *info)
 	}
 	free(buf);
 	if (r < 0)
-		dlog(DLOG_ERR, info->id, "cannot save its definition to %s: %s", path, strerror(-r));
+		dlog(DLOG_ERR, info->id, "cannot save its definition to %s: %s", path,
+		     strerror(-r));
 	return r;
 }
 

@@ -22,8 +22,8 @@
 #include "vm/config_proto.h"
 
 #define CREATE_TIMEOUT_MS 30000
-#define OP_TIMEOUT_MS 10000
-#define SPAWN_TIMEOUT_MS 5000
+#define OP_TIMEOUT_MS	  10000
+#define SPAWN_TIMEOUT_MS  5000
 
 struct sublist vms_events;
 
@@ -31,7 +31,7 @@ static struct vms_config cfg;
 static char vms_dir[PATH_MAX - 80];
 
 static void set_result(struct op_result *res, int status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 static void set_result(struct op_result *res, int status, const char *fmt, ...)
 {
 	va_list ap;
@@ -74,13 +74,19 @@ static Chv__V1__EventKind kind_for(Chv__V1__VmState from, Chv__V1__VmState to)
 {
 	switch (to) {
 	case CHV__V1__VM_STATE__VM_STATE_RUNNING:
-		return from == CHV__V1__VM_STATE__VM_STATE_PAUSED ? CHV__V1__EVENT_KIND__EVENT_KIND_RESUMED
-								  : CHV__V1__EVENT_KIND__EVENT_KIND_BOOTED;
-	case CHV__V1__VM_STATE__VM_STATE_PAUSED: return CHV__V1__EVENT_KIND__EVENT_KIND_PAUSED;
-	case CHV__V1__VM_STATE__VM_STATE_SHUTDOWN: return CHV__V1__EVENT_KIND__EVENT_KIND_SHUTDOWN;
-	case CHV__V1__VM_STATE__VM_STATE_FAILED: return CHV__V1__EVENT_KIND__EVENT_KIND_FAILED;
-	case CHV__V1__VM_STATE__VM_STATE_CREATED: return CHV__V1__EVENT_KIND__EVENT_KIND_CREATED;
-	default: return CHV__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED;
+		return from == CHV__V1__VM_STATE__VM_STATE_PAUSED
+			   ? CHV__V1__EVENT_KIND__EVENT_KIND_RESUMED
+			   : CHV__V1__EVENT_KIND__EVENT_KIND_BOOTED;
+	case CHV__V1__VM_STATE__VM_STATE_PAUSED:
+		return CHV__V1__EVENT_KIND__EVENT_KIND_PAUSED;
+	case CHV__V1__VM_STATE__VM_STATE_SHUTDOWN:
+		return CHV__V1__EVENT_KIND__EVENT_KIND_SHUTDOWN;
+	case CHV__V1__VM_STATE__VM_STATE_FAILED:
+		return CHV__V1__EVENT_KIND__EVENT_KIND_FAILED;
+	case CHV__V1__VM_STATE__VM_STATE_CREATED:
+		return CHV__V1__EVENT_KIND__EVENT_KIND_CREATED;
+	default:
+		return CHV__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED;
 	}
 }
 
@@ -94,11 +100,12 @@ static void publish(const char *id, Chv__V1__EventKind kind, Chv__V1__VmState st
 	e.message = (char *)(message ? message : "");
 	e.unix_ms = now_ms();
 	sublist_publish(&vms_events, id, &e);
-	dlog(DLOG_INFO, id, "event %s, state %s%s%s",
-	     protobuf_c_enum_descriptor_get_value(&chv__v1__event_kind__descriptor, kind)
-		     ? protobuf_c_enum_descriptor_get_value(&chv__v1__event_kind__descriptor, kind)->name
-		     : "?",
-	     vm_state_name(state), message && *message ? ": " : "", message ? message : "");
+	dlog(
+	    DLOG_INFO, id, "event %s, state %s%s%s",
+	    protobuf_c_enum_descriptor_get_value(&chv__v1__event_kind__descriptor, kind)
+		? protobuf_c_enum_descriptor_get_value(&chv__v1__event_kind__descriptor, kind)->name
+		: "?",
+	    vm_state_name(state), message && *message ? ": " : "", message ? message : "");
 }
 
 /* The one place a VM's state changes: an event when it really changed (or
@@ -112,10 +119,12 @@ static void apply_state(struct vmrec *r, Chv__V1__VmState state, Chv__V1__EventK
 	r->state = state;
 	if (state == CHV__V1__VM_STATE__VM_STATE_FAILED)
 		snprintf(r->reason, sizeof(r->reason), "%s", reason ? reason : "");
-	else if (state == CHV__V1__VM_STATE__VM_STATE_RUNNING && old != CHV__V1__VM_STATE__VM_STATE_PAUSED)
+	else if (state == CHV__V1__VM_STATE__VM_STATE_RUNNING &&
+		 old != CHV__V1__VM_STATE__VM_STATE_PAUSED)
 		r->reason[0] = 0;
 	if (state == CHV__V1__VM_STATE__VM_STATE_RUNNING &&
-	    (old == CHV__V1__VM_STATE__VM_STATE_CREATED || old == CHV__V1__VM_STATE__VM_STATE_SHUTDOWN ||
+	    (old == CHV__V1__VM_STATE__VM_STATE_CREATED ||
+	     old == CHV__V1__VM_STATE__VM_STATE_SHUTDOWN ||
 	     old == CHV__V1__VM_STATE__VM_STATE_FAILED)) {
 		r->boot_count++;
 		r->booted_ms = now_ms();
@@ -156,7 +165,8 @@ static void on_dead(void *ctx, const char *reason)
 	if (expected)
 		return;
 	dlog(DLOG_WARNING, r->id, "%s", reason);
-	apply_state(r, CHV__V1__VM_STATE__VM_STATE_FAILED, CHV__V1__EVENT_KIND__EVENT_KIND_FAILED, reason);
+	apply_state(r, CHV__V1__VM_STATE__VM_STATE_FAILED, CHV__V1__EVENT_KIND__EVENT_KIND_FAILED,
+		    reason);
 }
 
 static const struct wconn_ops worker_ops = {on_notice, on_dead};
@@ -197,7 +207,8 @@ static Chv__Worker__V1__Reply *worker_call(struct vmrec *r, Chv__Worker__V1__Req
 		return NULL;
 	}
 	if (e < 0) {
-		set_result(res, RPC_UNAVAILABLE, "VM %s: its worker is gone (%s)", r->id, strerror(-e));
+		set_result(res, RPC_UNAVAILABLE, "VM %s: its worker is gone (%s)", r->id,
+			   strerror(-e));
 		return NULL;
 	}
 	if (reply->status != 0) {
@@ -376,8 +387,8 @@ Chv__V1__VmInfo *vms_create(const char *id_in, const Chv__V1__VmConfig *config,
 		if (e == -EEXIST)
 			set_result(res, RPC_ALREADY_EXISTS, "VM \"%s\" already exists", id);
 		else if (e == -ENOSPC)
-			set_result(res, RPC_RESOURCE_EXHAUSTED, "this daemon already manages %u VMs (--max-vms)",
-				   cfg.max_vms);
+			set_result(res, RPC_RESOURCE_EXHAUSTED,
+				   "this daemon already manages %u VMs (--max-vms)", cfg.max_vms);
 		else
 			set_result(res, RPC_RESOURCE_EXHAUSTED, "out of memory");
 		return NULL;
@@ -397,8 +408,8 @@ Chv__V1__VmInfo *vms_create(const char *id_in, const Chv__V1__VmConfig *config,
 		set_result(res, RPC_RESOURCE_EXHAUSTED, "out of memory");
 	} else if (worker_start(r, res) == 0) {
 		persist(r);
-		publish(r->id, CHV__V1__EVENT_KIND__EVENT_KIND_CREATED, CHV__V1__VM_STATE__VM_STATE_CREATED,
-			NULL);
+		publish(r->id, CHV__V1__EVENT_KIND__EVENT_KIND_CREATED,
+			CHV__V1__VM_STATE__VM_STATE_CREATED, NULL);
 		info = info_of(r, res);
 	}
 	if (!info) {
@@ -457,7 +468,8 @@ Chv__V1__VmInfo *vms_shutdown(const char *id, bool force, uint32_t timeout_ms,
 	}
 	if (worker_stop(r, force, timeout_ms ? timeout_ms : 10000, res) < 0)
 		goto out;
-	apply_state(r, CHV__V1__VM_STATE__VM_STATE_SHUTDOWN, CHV__V1__EVENT_KIND__EVENT_KIND_SHUTDOWN,
+	apply_state(r, CHV__V1__VM_STATE__VM_STATE_SHUTDOWN,
+		    CHV__V1__EVENT_KIND__EVENT_KIND_SHUTDOWN,
 		    force ? "forced shutdown" : "shutdown");
 	info = info_of(r, res);
 out:
@@ -473,20 +485,25 @@ Chv__V1__VmInfo *vms_simple(const char *id, Chv__Worker__V1__Request__OpCase op,
 	if (!r)
 		return NULL;
 	static const char *const verbs[] = {
-		[CHV__WORKER__V1__REQUEST__OP_PAUSE] = "pause",
-		[CHV__WORKER__V1__REQUEST__OP_RESUME] = "resume",
-		[CHV__WORKER__V1__REQUEST__OP_REBOOT] = "reboot",
-		[CHV__WORKER__V1__REQUEST__OP_POWER_BUTTON] = "press the power button of",
+	    [CHV__WORKER__V1__REQUEST__OP_PAUSE] = "pause",
+	    [CHV__WORKER__V1__REQUEST__OP_RESUME] = "resume",
+	    [CHV__WORKER__V1__REQUEST__OP_REBOOT] = "reboot",
+	    [CHV__WORKER__V1__REQUEST__OP_POWER_BUTTON] = "press the power button of",
 	};
 	Chv__V1__VmInfo *info = NULL;
 	pthread_mutex_lock(&r->op_lock);
 	Chv__V1__VmState s = state_of(r);
 	bool ok;
 	switch (op) {
-	case CHV__WORKER__V1__REQUEST__OP_PAUSE: ok = s == CHV__V1__VM_STATE__VM_STATE_RUNNING; break;
-	case CHV__WORKER__V1__REQUEST__OP_RESUME: ok = s == CHV__V1__VM_STATE__VM_STATE_PAUSED; break;
+	case CHV__WORKER__V1__REQUEST__OP_PAUSE:
+		ok = s == CHV__V1__VM_STATE__VM_STATE_RUNNING;
+		break;
+	case CHV__WORKER__V1__REQUEST__OP_RESUME:
+		ok = s == CHV__V1__VM_STATE__VM_STATE_PAUSED;
+		break;
 	default:
-		ok = s == CHV__V1__VM_STATE__VM_STATE_RUNNING || s == CHV__V1__VM_STATE__VM_STATE_PAUSED;
+		ok = s == CHV__V1__VM_STATE__VM_STATE_RUNNING ||
+		     s == CHV__V1__VM_STATE__VM_STATE_PAUSED;
 		break;
 	}
 	if (!ok || !worker_live(r)) {
@@ -501,8 +518,9 @@ Chv__V1__VmInfo *vms_simple(const char *id, Chv__Worker__V1__Request__OpCase op,
 	if (!reply)
 		goto out;
 	apply_state(r, reply->state,
-		    op == CHV__WORKER__V1__REQUEST__OP_REBOOT ? CHV__V1__EVENT_KIND__EVENT_KIND_REBOOTED
-							      : CHV__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED,
+		    op == CHV__WORKER__V1__REQUEST__OP_REBOOT
+			? CHV__V1__EVENT_KIND__EVENT_KIND_REBOOTED
+			: CHV__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED,
 		    NULL);
 	chv__worker__v1__reply__free_unpacked(reply, NULL);
 	info = info_of(r, res);
@@ -533,8 +551,8 @@ int vms_delete(const char *id, bool force, struct op_result *res)
 	if (!force &&
 	    (s == CHV__V1__VM_STATE__VM_STATE_RUNNING || s == CHV__V1__VM_STATE__VM_STATE_PAUSED)) {
 		set_result(res, RPC_FAILED_PRECONDITION,
-			   "cannot delete VM \"%s\": it is %s (shut it down first, or use force)", r->id,
-			   vm_state_name(s));
+			   "cannot delete VM \"%s\": it is %s (shut it down first, or use force)",
+			   r->id, vm_state_name(s));
 		goto out;
 	}
 	pthread_mutex_lock(&r->lock);
@@ -597,7 +615,7 @@ void vms_list_free(Chv__V1__ListResponse *l)
 static int add_counter(Chv__V1__CountersResponse *c, const char *name, uint64_t value)
 {
 	Chv__V1__CountersResponse__CountersEntry **nv =
-		realloc(c->counters, (c->n_counters + 1) * sizeof(*nv));
+	    realloc(c->counters, (c->n_counters + 1) * sizeof(*nv));
 	if (!nv)
 		return -ENOMEM;
 	c->counters = nv;
@@ -719,7 +737,8 @@ int vms_init(const struct vms_config *c, struct chv_err *err)
 	cfg = *c;
 	sublist_init(&vms_events);
 	if (snprintf(vms_dir, sizeof(vms_dir), "%s/vms", c->runtime_dir) >= (int)sizeof(vms_dir))
-		return chv_err_set(err, -ENAMETOOLONG, "runtime directory too long: %s", c->runtime_dir);
+		return chv_err_set(err, -ENAMETOOLONG, "runtime directory too long: %s",
+				   c->runtime_dir);
 	if (mkdir(vms_dir, 0700) < 0 && errno != EEXIST)
 		return chv_err_set(err, -errno, "cannot create %s: %s", vms_dir, strerror(errno));
 	return wconn_supervisor_start(err);
@@ -765,7 +784,8 @@ static void restore_one(void *ctx, Chv__V1__VmInfo *info)
 		if (reply) {
 			dlog(DLOG_NOTICE, r->id, "re-adopted its worker (pid %d), %s", wconn_pid(w),
 			     vm_state_name(reply->state));
-			apply_state(r, reply->state, CHV__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED, NULL);
+			apply_state(r, reply->state, CHV__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED,
+				    NULL);
 			chv__worker__v1__reply__free_unpacked(reply, NULL);
 		} else {
 			dlog(DLOG_WARNING, r->id, "worker at %s did not answer: %s", sock, res.msg);
@@ -774,8 +794,10 @@ static void restore_one(void *ctx, Chv__V1__VmInfo *info)
 	} else {
 		vmrec_put(r);
 		Chv__V1__VmState s = state_of(r);
-		if (s == CHV__V1__VM_STATE__VM_STATE_RUNNING || s == CHV__V1__VM_STATE__VM_STATE_PAUSED)
-			apply_state(r, CHV__V1__VM_STATE__VM_STATE_FAILED, CHV__V1__EVENT_KIND__EVENT_KIND_FAILED,
+		if (s == CHV__V1__VM_STATE__VM_STATE_RUNNING ||
+		    s == CHV__V1__VM_STATE__VM_STATE_PAUSED)
+			apply_state(r, CHV__V1__VM_STATE__VM_STATE_FAILED,
+				    CHV__V1__EVENT_KIND__EVENT_KIND_FAILED,
 				    "its worker was gone when chvd started");
 	}
 	pthread_mutex_unlock(&r->op_lock);
@@ -800,10 +822,12 @@ void vms_shutdown_all(bool shutdown_vms)
 		if (shutdown_vms) {
 			struct op_result res = {0};
 			Chv__V1__VmState s = state_of(r);
-			if (s == CHV__V1__VM_STATE__VM_STATE_RUNNING || s == CHV__V1__VM_STATE__VM_STATE_PAUSED) {
+			if (s == CHV__V1__VM_STATE__VM_STATE_RUNNING ||
+			    s == CHV__V1__VM_STATE__VM_STATE_PAUSED) {
 				if (worker_stop(r, true, 0, &res) == 0)
 					apply_state(r, CHV__V1__VM_STATE__VM_STATE_SHUTDOWN,
-						    CHV__V1__EVENT_KIND__EVENT_KIND_SHUTDOWN, "chvd exiting");
+						    CHV__V1__EVENT_KIND__EVENT_KIND_SHUTDOWN,
+						    "chvd exiting");
 			}
 		}
 		worker_drop(r, true);

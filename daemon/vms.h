@@ -16,7 +16,7 @@
 struct vmrec;
 
 struct vms_config {
-	const char *vmm_path;    /* the chv-vmm binary */
+	const char *vmm_path;	 /* the chv-vmm binary */
 	const char *runtime_dir; /* worker sockets and logs in <runtime_dir>/vms */
 	unsigned max_vms;
 };

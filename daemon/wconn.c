@@ -43,19 +43,19 @@ struct wconn {
 	pthread_cond_t cond;
 	uint64_t next_seq;
 	struct pending *pending;
-	bool dead;      /* the connection ended */
-	bool closing;   /* wconn_close() was called: no more callbacks */
+	bool dead;    /* the connection ended */
+	bool closing; /* wconn_close() was called: no more callbacks */
 	struct wconn *next_release;
 };
 
 static struct {
 	pthread_mutex_t dispatch; /* held while handling one event */
 	int epfd;
-	int wake;                 /* eventfd: releases to process, or stop */
+	int wake; /* eventfd: releases to process, or stop */
 	pthread_t thread;
 	bool running, stop;
-	struct wconn *release;    /* closed connections to free after the batch */
-	pid_t orphans[4096];      /* children whose connection closed first: reap later */
+	struct wconn *release; /* closed connections to free after the batch */
+	pid_t orphans[4096];   /* children whose connection closed first: reap later */
 	unsigned norphans;
 } sup = {.dispatch = PTHREAD_MUTEX_INITIALIZER, .epfd = -1, .wake = -1};
 
@@ -87,8 +87,8 @@ static void death_reason(pid_t pid, char *buf, size_t len)
 		pid_t r = waitpid(pid, &status, WNOHANG);
 		if (r == pid) {
 			if (WIFSIGNALED(status))
-				snprintf(buf, len, "worker process %d killed by signal %d (%s)", pid,
-					 WTERMSIG(status), strsignal(WTERMSIG(status)));
+				snprintf(buf, len, "worker process %d killed by signal %d (%s)",
+					 pid, WTERMSIG(status), strsignal(WTERMSIG(status)));
 			else
 				snprintf(buf, len, "worker process %d exited with status %d", pid,
 					 WEXITSTATUS(status));
@@ -127,7 +127,8 @@ static void handle_packet(struct wconn *w, const uint8_t *buf, size_t n)
 {
 	Chv__Worker__V1__WorkerMessage *m = chv__worker__v1__worker_message__unpack(NULL, n, buf);
 	if (!m) {
-		dlog(DLOG_WARNING, NULL, "worker %d: undecodable message of %zu bytes dropped", w->pid, n);
+		dlog(DLOG_WARNING, NULL, "worker %d: undecodable message of %zu bytes dropped",
+		     w->pid, n);
 		return;
 	}
 	if (m->msg_case == CHV__WORKER__V1__WORKER_MESSAGE__MSG_REPLY) {
@@ -145,7 +146,8 @@ static void handle_packet(struct wconn *w, const uint8_t *buf, size_t n)
 		if (m->reply) /* nobody waits for it (timed out) */
 			dlog(DLOG_DEBUG, NULL, "worker %d: late reply %llu dropped", w->pid,
 			     (unsigned long long)m->reply->seq);
-	} else if (m->msg_case == CHV__WORKER__V1__WORKER_MESSAGE__MSG_NOTICE && w->ops->on_notice) {
+	} else if (m->msg_case == CHV__WORKER__V1__WORKER_MESSAGE__MSG_NOTICE &&
+		   w->ops->on_notice) {
 		w->ops->on_notice(w->ctx, m->notice);
 	}
 	chv__worker__v1__worker_message__free_unpacked(m, NULL);
@@ -257,7 +259,7 @@ int wconn_spawn(const char *vmm, const char *sock_path, const char *log_path, in
 	posix_spawnattr_setsigdefault(&at, &dflt);
 	/* Its own session: the worker outlives chvd (restart, upgrade, crash). */
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
-					      POSIX_SPAWN_SETSIGDEF);
+					  POSIX_SPAWN_SETSIGDEF);
 	char *argv[] = {(char *)vmm, "--worker", "--control", (char *)sock_path, NULL};
 	extern char **environ;
 	unlink(sock_path);
@@ -274,22 +276,24 @@ int wconn_spawn(const char *vmm, const char *sock_path, const char *log_path, in
 			return 0;
 		int status;
 		if (waitpid(*pid, &status, WNOHANG) == *pid)
-			return chv_err_set(err, -ECHILD, "worker %s exited at start-up (status %d); see %s",
-					   vmm, WIFEXITED(status) ? WEXITSTATUS(status) : -1, log_path);
+			return chv_err_set(err, -ECHILD,
+					   "worker %s exited at start-up (status %d); see %s", vmm,
+					   WIFEXITED(status) ? WEXITSTATUS(status) : -1, log_path);
 		struct timespec t;
 		clock_gettime(CLOCK_MONOTONIC, &t);
-		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 > timeout_ms) {
+		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >
+		    timeout_ms) {
 			kill(*pid, SIGKILL);
 			waitpid(*pid, NULL, 0);
-			return chv_err_set(err, -ETIMEDOUT, "worker did not open %s in %d ms", sock_path,
-					   timeout_ms);
+			return chv_err_set(err, -ETIMEDOUT, "worker did not open %s in %d ms",
+					   sock_path, timeout_ms);
 		}
 		usleep(500);
 	}
 }
 
-int wconn_connect(struct wconn **out, const char *sock_path, pid_t pid,
-		  const struct wconn_ops *ops, void *ctx, struct chv_err *err)
+int wconn_connect(struct wconn **out, const char *sock_path, pid_t pid, const struct wconn_ops *ops,
+		  void *ctx, struct chv_err *err)
 {
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
 	if (strlen(sock_path) >= sizeof(a.sun_path))
@@ -310,7 +314,8 @@ int wconn_connect(struct wconn **out, const char *sock_path, pid_t pid,
 		usleep(5000);
 	}
 	if (fd < 0)
-		return chv_err_set(err, r, "cannot connect to worker at %s: %s", sock_path, strerror(-r));
+		return chv_err_set(err, r, "cannot connect to worker at %s: %s", sock_path,
+				   strerror(-r));
 	if (pid <= 0) { /* a re-adopted worker: the kernel knows who listens */
 		struct ucred cred;
 		socklen_t len = sizeof(cred);

@@ -14,20 +14,20 @@ static const struct {
 	int cap;
 	const char *name;
 } required_caps[] = {
-	{KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
-	{KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
-	{KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING"},
-	{KVM_CAP_IRQFD, "KVM_CAP_IRQFD"},
-	{KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
-	{KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
-	{KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE"},
-	{KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
-	{KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
-	{KVM_CAP_SET_IDENTITY_MAP_ADDR, "KVM_CAP_SET_IDENTITY_MAP_ADDR"},
-	{KVM_CAP_XSAVE, "KVM_CAP_XSAVE"},
-	{KVM_CAP_TSC_DEADLINE_TIMER, "KVM_CAP_TSC_DEADLINE_TIMER"},
-	{KVM_CAP_VCPU_EVENTS, "KVM_CAP_VCPU_EVENTS"},
-	{KVM_CAP_ADJUST_CLOCK, "KVM_CAP_ADJUST_CLOCK"},
+    {KVM_CAP_USER_MEMORY, "KVM_CAP_USER_MEMORY"},
+    {KVM_CAP_IRQCHIP, "KVM_CAP_IRQCHIP"},
+    {KVM_CAP_IRQ_ROUTING, "KVM_CAP_IRQ_ROUTING"},
+    {KVM_CAP_IRQFD, "KVM_CAP_IRQFD"},
+    {KVM_CAP_IOEVENTFD, "KVM_CAP_IOEVENTFD"},
+    {KVM_CAP_EXT_CPUID, "KVM_CAP_EXT_CPUID"},
+    {KVM_CAP_MP_STATE, "KVM_CAP_MP_STATE"},
+    {KVM_CAP_IMMEDIATE_EXIT, "KVM_CAP_IMMEDIATE_EXIT"},
+    {KVM_CAP_SET_TSS_ADDR, "KVM_CAP_SET_TSS_ADDR"},
+    {KVM_CAP_SET_IDENTITY_MAP_ADDR, "KVM_CAP_SET_IDENTITY_MAP_ADDR"},
+    {KVM_CAP_XSAVE, "KVM_CAP_XSAVE"},
+    {KVM_CAP_TSC_DEADLINE_TIMER, "KVM_CAP_TSC_DEADLINE_TIMER"},
+    {KVM_CAP_VCPU_EVENTS, "KVM_CAP_VCPU_EVENTS"},
+    {KVM_CAP_ADJUST_CLOCK, "KVM_CAP_ADJUST_CLOCK"},
 };
 
 static int kvm_open(struct hv **out, struct chv_err *err)
@@ -92,13 +92,14 @@ static int kvm_supported_cpuid(struct hv *hv, struct hv_cpuid_entry *e, uint32_t
 	for (uint32_t i = 0; i < c->nent; i++) {
 		const struct kvm_cpuid_entry2 *k = &c->entries[i];
 		e[i] = (struct hv_cpuid_entry){
-			.function = k->function,
-			.index = k->index,
-			.flags = (k->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) ? HV_CPUID_FLAG_INDEXED : 0,
-			.eax = k->eax,
-			.ebx = k->ebx,
-			.ecx = k->ecx,
-			.edx = k->edx,
+		    .function = k->function,
+		    .index = k->index,
+		    .flags =
+			(k->flags & KVM_CPUID_FLAG_SIGNIFCANT_INDEX) ? HV_CPUID_FLAG_INDEXED : 0,
+		    .eax = k->eax,
+		    .ebx = k->ebx,
+		    .ecx = k->ecx,
+		    .edx = k->edx,
 		};
 	}
 	*n = c->nent;
@@ -127,7 +128,7 @@ static int kvm_msr_index_list(struct hv *hv, uint32_t *idx, uint32_t *n)
 static int kvm_commit_routes(struct hv_vm *vm)
 {
 	struct kvm_irq_routing *r =
-		calloc(1, sizeof(*r) + vm->nroutes * sizeof(struct kvm_irq_routing_entry));
+	    calloc(1, sizeof(*r) + vm->nroutes * sizeof(struct kvm_irq_routing_entry));
 	if (!r)
 		return -ENOMEM;
 	r->nr = vm->nroutes;
@@ -179,17 +180,17 @@ static int kvm_vm_create(struct hv *hv, struct hv_vm **out, struct chv_err *err)
 	for (uint32_t gsi = 0; gsi < 24; gsi++) {
 		if (gsi < 16) {
 			vm->routes[vm->nroutes++] = (struct kvm_irq_routing_entry){
-				.gsi = gsi,
-				.type = KVM_IRQ_ROUTING_IRQCHIP,
-				.u.irqchip = {.irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER
-								 : KVM_IRQCHIP_PIC_SLAVE,
-					      .pin = gsi % 8},
+			    .gsi = gsi,
+			    .type = KVM_IRQ_ROUTING_IRQCHIP,
+			    .u.irqchip = {.irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER
+							     : KVM_IRQCHIP_PIC_SLAVE,
+					  .pin = gsi % 8},
 			};
 		}
 		vm->routes[vm->nroutes++] = (struct kvm_irq_routing_entry){
-			.gsi = gsi,
-			.type = KVM_IRQ_ROUTING_IRQCHIP,
-			.u.irqchip = {.irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi},
+		    .gsi = gsi,
+		    .type = KVM_IRQ_ROUTING_IRQCHIP,
+		    .u.irqchip = {.irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi},
 		};
 	}
 	*out = vm;
@@ -218,11 +219,11 @@ static int kvm_set_memory(struct hv_vm *vm, uint32_t slot, uint64_t gpa, uint64_
 			  unsigned flags)
 {
 	struct kvm_userspace_memory_region r = {
-		.slot = slot,
-		.flags = (flags & HV_MEM_READONLY) ? KVM_MEM_READONLY : 0,
-		.guest_phys_addr = gpa,
-		.memory_size = size,
-		.userspace_addr = (uintptr_t)hva,
+	    .slot = slot,
+	    .flags = (flags & HV_MEM_READONLY) ? KVM_MEM_READONLY : 0,
+	    .guest_phys_addr = gpa,
+	    .memory_size = size,
+	    .userspace_addr = (uintptr_t)hva,
 	};
 	return ioctl(vm->fd, KVM_SET_USER_MEMORY_REGION, &r) < 0 ? -errno : 0;
 }
@@ -254,11 +255,11 @@ static int kvm_route_msi(struct hv_vm *vm, uint32_t gsi, const struct hv_msi *ms
 		vm->nroutes++;
 	}
 	vm->routes[i] = (struct kvm_irq_routing_entry){
-		.gsi = gsi,
-		.type = KVM_IRQ_ROUTING_MSI,
-		.u.msi = {.address_lo = (uint32_t)msi->address,
-			  .address_hi = (uint32_t)(msi->address >> 32),
-			  .data = msi->data},
+	    .gsi = gsi,
+	    .type = KVM_IRQ_ROUTING_MSI,
+	    .u.msi = {.address_lo = (uint32_t)msi->address,
+		      .address_hi = (uint32_t)(msi->address >> 32),
+		      .data = msi->data},
 	};
 	r = kvm_commit_routes(vm);
 	pthread_mutex_unlock(&vm->route_lock);
@@ -270,7 +271,8 @@ static int kvm_irqfd(struct hv_vm *vm, int fd, uint32_t gsi, bool assign)
 	int r = hv_kvm_ensure_irqchip(vm);
 	if (r < 0)
 		return r;
-	struct kvm_irqfd i = {.fd = (uint32_t)fd, .gsi = gsi, .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN};
+	struct kvm_irqfd i = {
+	    .fd = (uint32_t)fd, .gsi = gsi, .flags = assign ? 0 : KVM_IRQFD_FLAG_DEASSIGN};
 	return ioctl(vm->fd, KVM_IRQFD, &i) < 0 ? -errno : 0;
 }
 
@@ -278,49 +280,49 @@ static int kvm_ioeventfd(struct hv_vm *vm, int fd, uint64_t addr, uint32_t len, 
 			 int64_t match_data, bool assign)
 {
 	struct kvm_ioeventfd e = {
-		.datamatch = match_data < 0 ? 0 : (uint64_t)match_data,
-		.addr = addr,
-		.len = len,
-		.fd = fd,
-		.flags = (pio ? KVM_IOEVENTFD_FLAG_PIO : 0) |
-			 (match_data >= 0 ? KVM_IOEVENTFD_FLAG_DATAMATCH : 0) |
-			 (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
+	    .datamatch = match_data < 0 ? 0 : (uint64_t)match_data,
+	    .addr = addr,
+	    .len = len,
+	    .fd = fd,
+	    .flags = (pio ? KVM_IOEVENTFD_FLAG_PIO : 0) |
+		     (match_data >= 0 ? KVM_IOEVENTFD_FLAG_DATAMATCH : 0) |
+		     (assign ? 0 : KVM_IOEVENTFD_FLAG_DEASSIGN),
 	};
 	return ioctl(vm->fd, KVM_IOEVENTFD, &e) < 0 ? -errno : 0;
 }
 
 const struct hv_ops hv_kvm_ops = {
-	.name = "kvm",
-	.open = kvm_open,
-	.close = kvm_close,
-	.supported_cpuid = kvm_supported_cpuid,
-	.msr_index_list = kvm_msr_index_list,
-	.vm_create = kvm_vm_create,
-	.vm_destroy = kvm_vm_destroy,
-	.set_memory = kvm_set_memory,
-	.irq_line = kvm_irq_line,
-	.route_msi = kvm_route_msi,
-	.irqfd = kvm_irqfd,
-	.ioeventfd = kvm_ioeventfd,
-	.vcpu_create = hv_kvm_vcpu_create,
-	.vcpu_destroy = hv_kvm_vcpu_destroy,
-	.set_cpuid = hv_kvm_set_cpuid,
-	.get_regs = hv_kvm_get_regs,
-	.set_regs = hv_kvm_set_regs,
-	.get_sregs = hv_kvm_get_sregs,
-	.set_sregs = hv_kvm_set_sregs,
-	.get_fpu = hv_kvm_get_fpu,
-	.set_fpu = hv_kvm_set_fpu,
-	.get_msrs = hv_kvm_get_msrs,
-	.set_msrs = hv_kvm_set_msrs,
-	.get_xsave = hv_kvm_get_xsave,
-	.set_xsave = hv_kvm_set_xsave,
-	.get_lapic = hv_kvm_get_lapic,
-	.set_lapic = hv_kvm_set_lapic,
-	.lapic_init = hv_kvm_lapic_init,
-	.get_mp_state = hv_kvm_get_mp_state,
-	.set_mp_state = hv_kvm_set_mp_state,
-	.run = hv_kvm_run,
-	.kick = hv_kvm_kick,
-	.unkick = hv_kvm_unkick,
+    .name = "kvm",
+    .open = kvm_open,
+    .close = kvm_close,
+    .supported_cpuid = kvm_supported_cpuid,
+    .msr_index_list = kvm_msr_index_list,
+    .vm_create = kvm_vm_create,
+    .vm_destroy = kvm_vm_destroy,
+    .set_memory = kvm_set_memory,
+    .irq_line = kvm_irq_line,
+    .route_msi = kvm_route_msi,
+    .irqfd = kvm_irqfd,
+    .ioeventfd = kvm_ioeventfd,
+    .vcpu_create = hv_kvm_vcpu_create,
+    .vcpu_destroy = hv_kvm_vcpu_destroy,
+    .set_cpuid = hv_kvm_set_cpuid,
+    .get_regs = hv_kvm_get_regs,
+    .set_regs = hv_kvm_set_regs,
+    .get_sregs = hv_kvm_get_sregs,
+    .set_sregs = hv_kvm_set_sregs,
+    .get_fpu = hv_kvm_get_fpu,
+    .set_fpu = hv_kvm_set_fpu,
+    .get_msrs = hv_kvm_get_msrs,
+    .set_msrs = hv_kvm_set_msrs,
+    .get_xsave = hv_kvm_get_xsave,
+    .set_xsave = hv_kvm_set_xsave,
+    .get_lapic = hv_kvm_get_lapic,
+    .set_lapic = hv_kvm_set_lapic,
+    .lapic_init = hv_kvm_lapic_init,
+    .get_mp_state = hv_kvm_get_mp_state,
+    .set_mp_state = hv_kvm_set_mp_state,
+    .run = hv_kvm_run,
+    .kick = hv_kvm_kick,
+    .unkick = hv_kvm_unkick,
 };

@@ -11,9 +11,9 @@
 #define KVM_MAX_ROUTES 1024
 
 struct hv {
-	int fd;           /* /dev/kvm */
-	int run_size;     /* KVM_GET_VCPU_MMAP_SIZE */
-	int xsave_size;   /* bytes of KVM_GET_XSAVE(2) state */
+	int fd;		/* /dev/kvm */
+	int run_size;	/* KVM_GET_VCPU_MMAP_SIZE */
+	int xsave_size; /* bytes of KVM_GET_XSAVE(2) state */
 };
 
 struct hv_vm {

@@ -54,13 +54,14 @@ int hv_kvm_set_cpuid(struct hv_vcpu *v, const struct hv_cpuid_entry *e, uint32_t
 	c->nent = n;
 	for (uint32_t i = 0; i < n; i++) {
 		c->entries[i] = (struct kvm_cpuid_entry2){
-			.function = e[i].function,
-			.index = e[i].index,
-			.flags = (e[i].flags & HV_CPUID_FLAG_INDEXED) ? KVM_CPUID_FLAG_SIGNIFCANT_INDEX : 0,
-			.eax = e[i].eax,
-			.ebx = e[i].ebx,
-			.ecx = e[i].ecx,
-			.edx = e[i].edx,
+		    .function = e[i].function,
+		    .index = e[i].index,
+		    .flags =
+			(e[i].flags & HV_CPUID_FLAG_INDEXED) ? KVM_CPUID_FLAG_SIGNIFCANT_INDEX : 0,
+		    .eax = e[i].eax,
+		    .ebx = e[i].ebx,
+		    .ecx = e[i].ecx,
+		    .edx = e[i].edx,
 		};
 	}
 	int r = ioctl(v->fd, KVM_SET_CPUID2, c) < 0 ? -errno : 0;
@@ -73,35 +74,52 @@ int hv_kvm_get_regs(struct hv_vcpu *v, struct hv_regs *r)
 	struct kvm_regs k;
 	if (ioctl(v->fd, KVM_GET_REGS, &k) < 0)
 		return -errno;
-	*r = (struct hv_regs){k.rax, k.rbx, k.rcx, k.rdx, k.rsi, k.rdi, k.rsp, k.rbp,
-			      k.r8,  k.r9,  k.r10, k.r11, k.r12, k.r13, k.r14, k.r15,
-			      k.rip, k.rflags};
+	*r = (struct hv_regs){k.rax, k.rbx, k.rcx, k.rdx, k.rsi, k.rdi, k.rsp, k.rbp, k.r8,
+			      k.r9,  k.r10, k.r11, k.r12, k.r13, k.r14, k.r15, k.rip, k.rflags};
 	return 0;
 }
 
 int hv_kvm_set_regs(struct hv_vcpu *v, const struct hv_regs *r)
 {
-	struct kvm_regs k = {r->rax, r->rbx, r->rcx, r->rdx, r->rsi, r->rdi, r->rsp, r->rbp,
-			     r->r8,  r->r9,  r->r10, r->r11, r->r12, r->r13, r->r14, r->r15,
-			     r->rip, r->rflags};
+	struct kvm_regs k = {r->rax, r->rbx, r->rcx, r->rdx, r->rsi, r->rdi,
+			     r->rsp, r->rbp, r->r8,  r->r9,  r->r10, r->r11,
+			     r->r12, r->r13, r->r14, r->r15, r->rip, r->rflags};
 	return ioctl(v->fd, KVM_SET_REGS, &k) < 0 ? -errno : 0;
 }
 
 static void seg_from_kvm(struct hv_segment *h, const struct kvm_segment *k)
 {
 	*h = (struct hv_segment){
-		.base = k->base, .limit = k->limit, .selector = k->selector, .type = k->type,
-		.present = k->present, .dpl = k->dpl, .db = k->db, .s = k->s, .l = k->l, .g = k->g,
-		.avl = k->avl, .unusable = k->unusable,
+	    .base = k->base,
+	    .limit = k->limit,
+	    .selector = k->selector,
+	    .type = k->type,
+	    .present = k->present,
+	    .dpl = k->dpl,
+	    .db = k->db,
+	    .s = k->s,
+	    .l = k->l,
+	    .g = k->g,
+	    .avl = k->avl,
+	    .unusable = k->unusable,
 	};
 }
 
 static void seg_to_kvm(struct kvm_segment *k, const struct hv_segment *h)
 {
 	*k = (struct kvm_segment){
-		.base = h->base, .limit = h->limit, .selector = h->selector, .type = h->type,
-		.present = h->present, .dpl = h->dpl, .db = h->db, .s = h->s, .l = h->l, .g = h->g,
-		.avl = h->avl, .unusable = h->unusable,
+	    .base = h->base,
+	    .limit = h->limit,
+	    .selector = h->selector,
+	    .type = h->type,
+	    .present = h->present,
+	    .dpl = h->dpl,
+	    .db = h->db,
+	    .s = h->s,
+	    .l = h->l,
+	    .g = h->g,
+	    .avl = h->avl,
+	    .unusable = h->unusable,
 	};
 }
 
@@ -249,7 +267,8 @@ static int blob_get(struct hv_vcpu *v, unsigned long req, size_t size, struct hv
 int hv_kvm_get_xsave(struct hv_vcpu *v, struct hv_blob *b)
 {
 	size_t size = (size_t)v->vm->hv->xsave_size;
-	return blob_get(v, size > sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE, size, b);
+	return blob_get(v, size > sizeof(struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE, size,
+			b);
 }
 
 int hv_kvm_set_xsave(struct hv_vcpu *v, const struct hv_blob *b)
@@ -271,9 +290,9 @@ int hv_kvm_set_lapic(struct hv_vcpu *v, const struct hv_blob *b)
 	return ioctl(v->fd, KVM_SET_LAPIC, b->data) < 0 ? -errno : 0;
 }
 
-#define APIC_LVT_LINT0 0x350
-#define APIC_LVT_LINT1 0x360
-#define APIC_MODE_NMI    0x4
+#define APIC_LVT_LINT0	 0x350
+#define APIC_LVT_LINT1	 0x360
+#define APIC_MODE_NMI	 0x4
 #define APIC_MODE_EXTINT 0x7
 
 static void lvt_set_mode(struct kvm_lapic_state *s, unsigned reg, uint32_t mode)
@@ -300,12 +319,24 @@ int hv_kvm_get_mp_state(struct hv_vcpu *v, enum hv_mp_state *s)
 	if (ioctl(v->fd, KVM_GET_MP_STATE, &m) < 0)
 		return -errno;
 	switch (m.mp_state) {
-	case KVM_MP_STATE_RUNNABLE: *s = HV_MP_RUNNABLE; break;
-	case KVM_MP_STATE_UNINITIALIZED: *s = HV_MP_UNINITIALIZED; break;
-	case KVM_MP_STATE_INIT_RECEIVED: *s = HV_MP_INIT_RECEIVED; break;
-	case KVM_MP_STATE_HALTED: *s = HV_MP_HALTED; break;
-	case KVM_MP_STATE_SIPI_RECEIVED: *s = HV_MP_SIPI_RECEIVED; break;
-	default: *s = HV_MP_OTHER; break;
+	case KVM_MP_STATE_RUNNABLE:
+		*s = HV_MP_RUNNABLE;
+		break;
+	case KVM_MP_STATE_UNINITIALIZED:
+		*s = HV_MP_UNINITIALIZED;
+		break;
+	case KVM_MP_STATE_INIT_RECEIVED:
+		*s = HV_MP_INIT_RECEIVED;
+		break;
+	case KVM_MP_STATE_HALTED:
+		*s = HV_MP_HALTED;
+		break;
+	case KVM_MP_STATE_SIPI_RECEIVED:
+		*s = HV_MP_SIPI_RECEIVED;
+		break;
+	default:
+		*s = HV_MP_OTHER;
+		break;
 	}
 	return 0;
 }
@@ -313,11 +344,11 @@ int hv_kvm_get_mp_state(struct hv_vcpu *v, enum hv_mp_state *s)
 int hv_kvm_set_mp_state(struct hv_vcpu *v, enum hv_mp_state s)
 {
 	static const uint32_t map[] = {
-		[HV_MP_RUNNABLE] = KVM_MP_STATE_RUNNABLE,
-		[HV_MP_UNINITIALIZED] = KVM_MP_STATE_UNINITIALIZED,
-		[HV_MP_INIT_RECEIVED] = KVM_MP_STATE_INIT_RECEIVED,
-		[HV_MP_HALTED] = KVM_MP_STATE_HALTED,
-		[HV_MP_SIPI_RECEIVED] = KVM_MP_STATE_SIPI_RECEIVED,
+	    [HV_MP_RUNNABLE] = KVM_MP_STATE_RUNNABLE,
+	    [HV_MP_UNINITIALIZED] = KVM_MP_STATE_UNINITIALIZED,
+	    [HV_MP_INIT_RECEIVED] = KVM_MP_STATE_INIT_RECEIVED,
+	    [HV_MP_HALTED] = KVM_MP_STATE_HALTED,
+	    [HV_MP_SIPI_RECEIVED] = KVM_MP_STATE_SIPI_RECEIVED,
 	};
 	if ((unsigned)s >= sizeof(map) / sizeof(map[0]))
 		return -EINVAL;
@@ -370,9 +401,15 @@ int hv_kvm_run(struct hv_vcpu *v, struct hv_exit *e)
 		break;
 	case KVM_EXIT_SYSTEM_EVENT:
 		switch (run->system_event.type) {
-		case KVM_SYSTEM_EVENT_SHUTDOWN: e->kind = HV_EXIT_SYSTEM_OFF; break;
-		case KVM_SYSTEM_EVENT_RESET: e->kind = HV_EXIT_SYSTEM_RESET; break;
-		default: exit_fail(e, HV_EXIT_UNKNOWN, 0x10000u | run->system_event.type); break;
+		case KVM_SYSTEM_EVENT_SHUTDOWN:
+			e->kind = HV_EXIT_SYSTEM_OFF;
+			break;
+		case KVM_SYSTEM_EVENT_RESET:
+			e->kind = HV_EXIT_SYSTEM_RESET;
+			break;
+		default:
+			exit_fail(e, HV_EXIT_UNKNOWN, 0x10000u | run->system_event.type);
+			break;
 		}
 		break;
 	case KVM_EXIT_INTERNAL_ERROR:

@@ -11,28 +11,28 @@
 #define GDT_CODE32 0x00cf9b000000ffffULL
 #define GDT_CODE64 0x00af9b000000ffffULL
 #define GDT_DATA   0x00cf93000000ffffULL
-#define GDT_TSS    0x008f8b000000ffffULL
+#define GDT_TSS	   0x008f8b000000ffffULL
 
-#define CR0_PE 0x1ULL
-#define CR0_ET 0x10ULL
-#define CR0_PG 0x80000000ULL
-#define CR4_PAE 0x20ULL
+#define CR0_PE	 0x1ULL
+#define CR0_ET	 0x10ULL
+#define CR0_PG	 0x80000000ULL
+#define CR4_PAE	 0x20ULL
 #define EFER_LME 0x100ULL
 #define EFER_LMA 0x400ULL
 
 static struct hv_segment seg_from_gdt(uint64_t desc, uint16_t selector)
 {
 	return (struct hv_segment){
-		.base = 0,
-		.limit = 0xffffffff, /* flat; granularity 4 KiB over a 0xfffff limit */
-		.selector = selector,
-		.type = (desc >> 40) & 0xf,
-		.present = (desc >> 47) & 1,
-		.dpl = (desc >> 45) & 3,
-		.db = (desc >> 54) & 1,
-		.s = (desc >> 44) & 1,
-		.l = (desc >> 53) & 1,
-		.g = (desc >> 55) & 1,
+	    .base = 0,
+	    .limit = 0xffffffff, /* flat; granularity 4 KiB over a 0xfffff limit */
+	    .selector = selector,
+	    .type = (desc >> 40) & 0xf,
+	    .present = (desc >> 47) & 1,
+	    .dpl = (desc >> 45) & 3,
+	    .db = (desc >> 54) & 1,
+	    .s = (desc >> 44) & 1,
+	    .l = (desc >> 53) & 1,
+	    .g = (desc >> 55) & 1,
 	};
 }
 
@@ -78,7 +78,8 @@ int boot_cpu_setup(struct vm *vm, struct vcpu *bsp, struct chv_err *err)
 	s.efer = 0;
 	if (long_mode) {
 		if (write_page_tables(&vm->mem) < 0)
-			return chv_err_set(err, -EFAULT, "guest memory too small for boot page tables");
+			return chv_err_set(err, -EFAULT,
+					   "guest memory too small for boot page tables");
 		s.cr3 = LAYOUT_PML4;
 		s.cr4 = CR4_PAE;
 		s.cr0 |= CR0_PG;

@@ -21,7 +21,7 @@ struct bus {
 	pthread_rwlock_t lock;
 	struct bus_range **ranges; /* sorted by base, non-overlapping */
 	unsigned n, cap;
-	const char *name;          /* "pio" or "mmio", for messages */
+	const char *name; /* "pio" or "mmio", for messages */
 };
 
 chv_must_check int bus_init(struct bus *b, const char *name);

@@ -87,7 +87,7 @@ static int run_vm(const struct vm_config *cfg, struct sink *serial)
 		set_current(vm);
 		if (stop_signal)
 			vm_stop(vm, VM_OUT_STOPPED, "stopped by a signal before boot");
-		char reason[256];
+		char reason[1536];
 		enum vm_outcome out = vm_run(vm, reason, sizeof(reason));
 		set_current(NULL);
 		vm_destroy(vm);

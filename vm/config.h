@@ -13,10 +13,10 @@
 
 enum console_mode {
 	CONSOLE_OFF = 0, /* no device */
-	CONSOLE_NULL,    /* device present, output dropped */
-	CONSOLE_TTY,     /* stdout / stdin */
-	CONSOLE_FILE,    /* output appended to path */
-	CONSOLE_SOCKET,  /* a unix socket at path: output to, input from, the client */
+	CONSOLE_NULL,	 /* device present, output dropped */
+	CONSOLE_TTY,	 /* stdout / stdin */
+	CONSOLE_FILE,	 /* output appended to path */
+	CONSOLE_SOCKET,	 /* a unix socket at path: output to, input from, the client */
 };
 
 enum seccomp_mode { SECCOMP_TRUE = 0, SECCOMP_LOG, SECCOMP_FALSE };
@@ -54,18 +54,18 @@ struct vm_config {
 	struct console_config serial;
 	struct console_config console;
 	enum seccomp_mode seccomp;
-	int verbosity;     /* 0 warn, 1 info, 2 debug, 3 trace */
+	int verbosity; /* 0 warn, 1 info, 2 debug, 3 trace */
 	char *log_file;
-	bool no_reboot;    /* a guest reset ends chv-vmm (exit 3) instead of rebooting */
-	char *hypervisor;  /* "kvm" */
+	bool no_reboot;	  /* a guest reset ends chv-vmm (exit 3) instead of rebooting */
+	char *hypervisor; /* "kvm" */
 };
 
 /* chv-vmm exit status: what became of the VM. */
 enum vmm_exit {
 	VMM_EXIT_POWEROFF = 0,
-	VMM_EXIT_CONFIG = 2, /* bad option or configuration */
-	VMM_EXIT_RESET = 3,  /* guest reset with --no-reboot */
-	VMM_EXIT_FAILED = 4, /* the VM failed (internal error, failed entry, host error) */
+	VMM_EXIT_CONFIG = 2,  /* bad option or configuration */
+	VMM_EXIT_RESET = 3,   /* guest reset with --no-reboot */
+	VMM_EXIT_FAILED = 4,  /* the VM failed (internal error, failed entry, host error) */
 	VMM_EXIT_STOPPED = 5, /* stopped by SIGTERM/SIGINT before the guest ended */
 };
 

@@ -109,6 +109,11 @@ void vm_devices_destroy(struct vm *vm)
 	vm->dev = NULL;
 }
 
+uint64_t vm_devices_debug_first_ns(struct vm *vm)
+{
+	return vm->dev && vm->dev->dbg ? dbgport_first_ns(vm->dev->dbg) : 0;
+}
+
 void vm_serial_input(struct vm *vm, const uint8_t *buf, size_t n)
 {
 	if (vm->dev && vm->dev->uart)

@@ -10,14 +10,14 @@
 #define chv_must_check __attribute__((warn_unused_result))
 
 struct chv_err {
-	int code;       /* negative errno */
+	int code; /* negative errno */
 	char msg[512];
 };
 
 /* Sets err (when non-NULL) and returns code, so callers can write
  * `return chv_err_set(err, -EINVAL, "--memory: size=%s is not a size", v);` */
 __attribute__((format(printf, 3, 4))) static inline int chv_err_set(struct chv_err *err, int code,
-								   const char *fmt, ...)
+								    const char *fmt, ...)
 {
 	if (err) {
 		va_list ap;

@@ -5,7 +5,7 @@
 extern const struct hv_ops hv_kvm_ops;
 
 static const struct hv_ops *const hv_backends[] = {
-	&hv_kvm_ops,
+    &hv_kvm_ops,
 };
 
 const struct hv_ops *hv_backend(const char *name)

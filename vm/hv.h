@@ -11,22 +11,22 @@
 
 #include "vm/err.h"
 
-struct hv;      /* an open hypervisor (e.g. /dev/kvm) */
-struct hv_vm;   /* one VM */
+struct hv;	/* an open hypervisor (e.g. /dev/kvm) */
+struct hv_vm;	/* one VM */
 struct hv_vcpu; /* one vCPU */
 
 enum hv_exit_kind {
 	HV_EXIT_NONE = 0,
-	HV_EXIT_PIO,            /* port I/O: emulate, then run again */
-	HV_EXIT_MMIO,           /* MMIO outside RAM */
-	HV_EXIT_HLT,            /* only without an in-kernel LAPIC */
-	HV_EXIT_INTR,           /* a signal or a kick interrupted the run */
-	HV_EXIT_SHUTDOWN,       /* triple fault */
-	HV_EXIT_SYSTEM_RESET,   /* the hypervisor saw a reset request */
-	HV_EXIT_SYSTEM_OFF,     /* the hypervisor saw a power-off request */
+	HV_EXIT_PIO,		/* port I/O: emulate, then run again */
+	HV_EXIT_MMIO,		/* MMIO outside RAM */
+	HV_EXIT_HLT,		/* only without an in-kernel LAPIC */
+	HV_EXIT_INTR,		/* a signal or a kick interrupted the run */
+	HV_EXIT_SHUTDOWN,	/* triple fault */
+	HV_EXIT_SYSTEM_RESET,	/* the hypervisor saw a reset request */
+	HV_EXIT_SYSTEM_OFF,	/* the hypervisor saw a power-off request */
 	HV_EXIT_INTERNAL_ERROR, /* the hypervisor could not emulate the guest */
-	HV_EXIT_FAIL_ENTRY,     /* the hardware refused to enter the guest */
-	HV_EXIT_UNKNOWN,        /* anything else, with the raw reason */
+	HV_EXIT_FAIL_ENTRY,	/* the hardware refused to enter the guest */
+	HV_EXIT_UNKNOWN,	/* anything else, with the raw reason */
 	HV_EXIT__COUNT
 };
 
@@ -35,14 +35,14 @@ struct hv_exit {
 	union {
 		struct {
 			uint16_t port;
-			uint8_t size;    /* 1, 2 or 4 */
+			uint8_t size; /* 1, 2 or 4 */
 			bool is_write;
-			uint32_t count;  /* > 1 for string I/O */
-			uint8_t *data;   /* size * count bytes, owned by the backend */
+			uint32_t count; /* > 1 for string I/O */
+			uint8_t *data;	/* size * count bytes, owned by the backend */
 		} pio;
 		struct {
 			uint64_t gpa;
-			uint32_t len;    /* 1..8 */
+			uint32_t len; /* 1..8 */
 			bool is_write;
 			uint8_t *data;
 		} mmio;
@@ -162,7 +162,7 @@ struct hv_ops {
 	/* Returns the number of MSRs read/written, or -errno. */
 	int (*get_msrs)(struct hv_vcpu *vcpu, struct hv_msr *m, uint32_t n);
 	int (*set_msrs)(struct hv_vcpu *vcpu, const struct hv_msr *m, uint32_t n);
-	int (*get_xsave)(struct hv_vcpu *vcpu, struct hv_blob *b);  /* b->data malloc'd */
+	int (*get_xsave)(struct hv_vcpu *vcpu, struct hv_blob *b); /* b->data malloc'd */
 	int (*set_xsave)(struct hv_vcpu *vcpu, const struct hv_blob *b);
 	int (*get_lapic)(struct hv_vcpu *vcpu, struct hv_blob *b);
 	int (*set_lapic)(struct hv_vcpu *vcpu, const struct hv_blob *b);

@@ -12,8 +12,8 @@
 #include "vm/mem.h"
 
 enum boot_proto {
-	BOOT_PVH = 1,      /* 32-bit protected mode entry, rbx = hvm_start_info */
-	BOOT_LINUX64 = 2,  /* 64-bit entry (load address + 0x200), rsi = zero page */
+	BOOT_PVH = 1,	  /* 32-bit protected mode entry, rbx = hvm_start_info */
+	BOOT_LINUX64 = 2, /* 64-bit entry (load address + 0x200), rsi = zero page */
 };
 
 struct load_request {
@@ -21,17 +21,17 @@ struct load_request {
 	size_t kernel_len;
 	const uint8_t *initramfs; /* NULL when none */
 	size_t initramfs_len;
-	const char *cmdline;      /* never NULL; "" when none */
+	const char *cmdline; /* never NULL; "" when none */
 	const struct e820_table *e820;
-	uint64_t rsdp_gpa;        /* 0 when there are no ACPI tables */
+	uint64_t rsdp_gpa; /* 0 when there are no ACPI tables */
 };
 
 struct load_result {
 	enum boot_proto proto;
-	uint64_t entry;           /* guest-physical entry point */
-	uint64_t boot_info;       /* hvm_start_info (PVH) or zero page (Linux) */
+	uint64_t entry;			   /* guest-physical entry point */
+	uint64_t boot_info;		   /* hvm_start_info (PVH) or zero page (Linux) */
 	uint64_t kernel_start, kernel_end; /* [start, end) occupied by the image */
-	uint64_t initramfs_gpa;   /* 0 when none */
+	uint64_t initramfs_gpa;		   /* 0 when none */
 };
 
 /* PVH first, then bzImage; anything else fails with a message naming --kernel. */

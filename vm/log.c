@@ -54,8 +54,8 @@ void log_msg(enum log_level lvl, const char *fmt, ...)
 	if (!log_enabled(lvl))
 		return;
 	char line[2048];
-	int n = snprintf(line, sizeof(line), "[%10.6f] chv-vmm: %s: ", log_uptime(),
-			 level_names[lvl]);
+	int n =
+	    snprintf(line, sizeof(line), "[%10.6f] chv-vmm: %s: ", log_uptime(), level_names[lvl]);
 	va_list ap;
 	va_start(ap, fmt);
 	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);

@@ -23,8 +23,8 @@ struct vm_mem_region {
 struct vm_mem {
 	struct vm_mem_region region[VM_MEM_MAX_REGIONS];
 	unsigned nregions;
-	int fd;            /* memfd backing all regions, -1 when none */
-	uint8_t *map;      /* one mapping of the whole memfd */
+	int fd;	      /* memfd backing all regions, -1 when none */
+	uint8_t *map; /* one mapping of the whole memfd */
 	size_t map_size;
 	bool shared;
 	bool hugepages;

@@ -69,14 +69,16 @@ static enum vcpu_action exit_system_off(struct vcpu *v, struct hv_exit *e)
 static enum vcpu_action exit_failure(struct vcpu *v, struct hv_exit *e)
 {
 	static const char *const what[HV_EXIT__COUNT] = {
-		[HV_EXIT_INTERNAL_ERROR] = "internal error (the hypervisor could not emulate the guest)",
-		[HV_EXIT_FAIL_ENTRY] = "failed entry (the hardware refused the guest state)",
-		[HV_EXIT_UNKNOWN] = "unexpected exit",
+	    [HV_EXIT_INTERNAL_ERROR] =
+		"internal error (the hypervisor could not emulate the guest)",
+	    [HV_EXIT_FAIL_ENTRY] = "failed entry (the hardware refused the guest state)",
+	    [HV_EXIT_UNKNOWN] = "unexpected exit",
 	};
 	char dump[1024], msg[1400];
 	vcpu_dump(v, dump, sizeof(dump));
-	snprintf(msg, sizeof(msg), "vcpu%u: %s, reason 0x%llx suberror %u data [%llx %llx %llx %llx]; %s",
-		 v->index, what[e->kind], (unsigned long long)e->fail.reason, e->fail.suberror,
+	snprintf(msg, sizeof(msg),
+		 "vcpu%u: %s, reason 0x%llx suberror %u data [%llx %llx %llx %llx]; %s", v->index,
+		 what[e->kind], (unsigned long long)e->fail.reason, e->fail.suberror,
 		 (unsigned long long)e->fail.data[0], (unsigned long long)e->fail.data[1],
 		 (unsigned long long)e->fail.data[2], (unsigned long long)e->fail.data[3], dump);
 	log_error("%s", msg);
@@ -91,16 +93,16 @@ static enum vcpu_action exit_hlt(struct vcpu *v, struct hv_exit *e)
 }
 
 static const exit_fn exit_handlers[HV_EXIT__COUNT] = {
-	[HV_EXIT_PIO] = exit_pio,
-	[HV_EXIT_MMIO] = exit_mmio,
-	[HV_EXIT_HLT] = exit_hlt,
-	[HV_EXIT_INTR] = exit_continue,
-	[HV_EXIT_SHUTDOWN] = exit_triple_fault,
-	[HV_EXIT_SYSTEM_RESET] = exit_system_reset,
-	[HV_EXIT_SYSTEM_OFF] = exit_system_off,
-	[HV_EXIT_INTERNAL_ERROR] = exit_failure,
-	[HV_EXIT_FAIL_ENTRY] = exit_failure,
-	[HV_EXIT_UNKNOWN] = exit_failure,
+    [HV_EXIT_PIO] = exit_pio,
+    [HV_EXIT_MMIO] = exit_mmio,
+    [HV_EXIT_HLT] = exit_hlt,
+    [HV_EXIT_INTR] = exit_continue,
+    [HV_EXIT_SHUTDOWN] = exit_triple_fault,
+    [HV_EXIT_SYSTEM_RESET] = exit_system_reset,
+    [HV_EXIT_SYSTEM_OFF] = exit_system_off,
+    [HV_EXIT_INTERNAL_ERROR] = exit_failure,
+    [HV_EXIT_FAIL_ENTRY] = exit_failure,
+    [HV_EXIT_UNKNOWN] = exit_failure,
 };
 
 static void kick_handler(int sig)
@@ -159,7 +161,8 @@ static void *vcpu_thread(void *arg)
 		int r = vm->ops->run(v->hv, &e);
 		if (r < 0) {
 			char msg[128];
-			snprintf(msg, sizeof(msg), "vcpu%u: run failed: %s", v->index, strerror(-r));
+			snprintf(msg, sizeof(msg), "vcpu%u: run failed: %s", v->index,
+				 strerror(-r));
 			log_error("%s", msg);
 			vm_stop(vm, VM_OUT_FAILED, msg);
 			break;
@@ -171,10 +174,16 @@ static void *vcpu_thread(void *arg)
 		if (e.kind == HV_EXIT_INTR)
 			vcpu_clear_stale_kick(v);
 		switch (exit_handlers[e.kind](v, &e)) {
-		case VCPU_CONTINUE: break;
-		case VCPU_POWEROFF: vm_stop(vm, VM_OUT_POWEROFF, "guest powered off"); break;
-		case VCPU_RESET: vm_stop(vm, VM_OUT_RESET, "guest reset"); break;
-		case VCPU_FAIL: break; /* vm_stop already called with the reason */
+		case VCPU_CONTINUE:
+			break;
+		case VCPU_POWEROFF:
+			vm_stop(vm, VM_OUT_POWEROFF, "guest powered off");
+			break;
+		case VCPU_RESET:
+			vm_stop(vm, VM_OUT_RESET, "guest reset");
+			break;
+		case VCPU_FAIL:
+			break; /* vm_stop already called with the reason */
 		}
 	}
 	pthread_mutex_lock(&vm->lock);
@@ -206,10 +215,10 @@ int vcpu_setup(struct vm *vm, struct vcpu *v, uint32_t index, struct chv_err *er
 		goto out;
 	}
 	struct cpuid_params p = {
-		.vcpu_index = index,
-		.max_cpus = cfg->cpus.max,
-		.topo = cfg->cpus.topology,
-		.phys_bits = cfg->cpus.max_phys_bits,
+	    .vcpu_index = index,
+	    .max_cpus = cfg->cpus.max,
+	    .topo = cfg->cpus.topology,
+	    .phys_bits = cfg->cpus.max_phys_bits,
 	};
 	int m = cpuid_shape(sup, n, &p, mine, CPUID_MAX_ENTRIES);
 	if (m < 0) {

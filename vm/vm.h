@@ -18,9 +18,9 @@ struct sink;
 enum vm_outcome {
 	VM_OUT_NONE = 0,
 	VM_OUT_POWEROFF, /* the guest powered off (ACPI S5) */
-	VM_OUT_RESET,    /* the guest reset (ACPI reset, i8042, triple fault) */
-	VM_OUT_FAILED,   /* internal error, failed entry, host error */
-	VM_OUT_STOPPED,  /* stopped from outside (signal, API) */
+	VM_OUT_RESET,	 /* the guest reset (ACPI reset, i8042, triple fault) */
+	VM_OUT_FAILED,	 /* internal error, failed entry, host error */
+	VM_OUT_STOPPED,	 /* stopped from outside (signal, API) */
 };
 
 /* serial may be NULL (--serial off). The sink outlives reboots. */
@@ -47,8 +47,10 @@ chv_must_check int vm_pause(struct vm *vm);
 chv_must_check int vm_resume(struct vm *vm);
 
 /* Calls fn for each counter of this VM instance: "exits.<kind>" (summed over
- * the vCPUs) and "serial.tx_bytes" (of the serial sink, which outlives
- * reboots). Any thread; values are read without stopping the vCPUs. */
+ * the vCPUs), "serial.tx_bytes" (of the serial sink, which outlives
+ * reboots) and "debug.first_io_monotonic_ns" (CLOCK_MONOTONIC of the guest's
+ * first debug-port write, 0 before it). Any thread; values are read without
+ * stopping the vCPUs. */
 typedef void (*vm_counter_fn)(void *ctx, const char *name, uint64_t value);
 void vm_counters(struct vm *vm, vm_counter_fn fn, void *ctx);
 /* Asks a running VM to stop with the given outcome (first request wins).

@@ -40,7 +40,7 @@ struct vm {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;	 /* outcome set, a vCPU parked or left, resume */
 	enum vm_outcome outcome; /* written under lock, read atomically by vCPUs */
-	char reason[256];
+	char reason[1536];
 	int outcome_fd; /* eventfd, written once the outcome is set */
 	bool started;
 	bool pause_req;	 /* under lock; read atomically by vCPUs */
@@ -63,5 +63,7 @@ chv_must_check int boot_cpu_setup(struct vm *vm, struct vcpu *bsp, struct chv_er
 /* devices.c: the legacy devices, created and registered on the buses. */
 chv_must_check int vm_devices_create(struct vm *vm, struct chv_err *err);
 void vm_devices_destroy(struct vm *vm);
+/* CLOCK_MONOTONIC ns of the guest's first debug-port write; 0: none yet. */
+uint64_t vm_devices_debug_first_ns(struct vm *vm);
 
 #endif

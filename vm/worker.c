@@ -408,6 +408,17 @@ static void counter_collect(void *ctx, const char *name, uint64_t v)
 		counter_add(s->c, &s->n, name, v);
 }
 
+/* The live instance's view: its exits plus its instant values (debug.*),
+ * which describe this instance only and are never carried over a rebuild. */
+static void counter_collect_live(void *ctx, const char *name, uint64_t v)
+{
+	struct counter_set *s = ctx;
+	if (strncmp(name, "debug.", 6) == 0)
+		counter_add(s->c, &s->n, name, v);
+	else
+		counter_collect(ctx, name, v);
+}
+
 /* ---- the VM instance ---- */
 
 static void serial_input(void *ctx, const uint8_t *buf, size_t n)
@@ -557,7 +568,7 @@ static void on_shutdown(struct worker *w, uint64_t seq, const Chv__Worker__V1__S
 
 static void on_vm_outcome(struct worker *w)
 {
-	char reason[256];
+	char reason[1536];
 	/* Only an outcome that is set: a VM built since the event never blocks us. */
 	if (!w->vm || vm_outcome(w->vm, NULL, 0) == VM_OUT_NONE)
 		return;
@@ -697,7 +708,7 @@ static void on_counters(struct worker *w, uint64_t seq)
 	for (unsigned i = 0; i < w->nbase; i++)
 		counter_add(s.c, &s.n, w->base[i].name, w->base[i].value);
 	if (w->vm)
-		vm_counters(w->vm, counter_collect, &s);
+		vm_counters(w->vm, counter_collect_live, &s);
 	if (w->serial)
 		counter_add(s.c, &s.n, "serial.tx_bytes", sink_tx_bytes(w->serial));
 	pthread_mutex_lock(&w->con.lock);

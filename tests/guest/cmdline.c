@@ -72,8 +72,9 @@ static bool parse_initrd(struct options *o, const char *v, size_t n)
 
 static bool parse_action(struct options *o, const char *v, size_t n)
 {
-	static const char *const names[] = {"poweroff", "reset", "triplefault", "hang"};
-	for (unsigned i = 0; i < 4; i++)
+	static const char *const names[] = {"poweroff", "reset", "triplefault", "hang",
+					    "mmioexec"};
+	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (word_is(v, n, names[i])) {
 			o->action = (enum action)i;
 			return true;

@@ -174,7 +174,7 @@ enum check_id {
 	CHECK_CPL3,
 	CHECK_COUNT
 };
-enum action { ACTION_POWEROFF, ACTION_RESET, ACTION_TRIPLEFAULT, ACTION_HANG };
+enum action { ACTION_POWEROFF, ACTION_RESET, ACTION_TRIPLEFAULT, ACTION_HANG, ACTION_MMIOEXEC };
 
 struct options {
 	bool explicit_checks; /* chv.checks was given */

@@ -67,6 +67,13 @@ void do_action(enum action act)
 		triple_fault();
 	case ACTION_HANG:
 		break;
+	case ACTION_MMIOEXEC:
+		/* Jump into the 32-bit MMIO hole, where no RAM backs the identity
+		 * map: the hypervisor cannot fetch the instruction, and the VMM
+		 * must end the VM as failed with a register dump. */
+		console_drain();
+		((void (*)(void))(uintptr_t)0xd0000000u)();
+		break;
 	}
 	console_drain();
 	halt_forever();

@@ -31,5 +31,11 @@ expect_config_error "bad size" '--memory.*12Q' --kernel "$ELF" --memory size=12Q
 run_vmm st "$T/small" --kernel "$ELF" --memory size=4M --serial tty --cmdline "chv.mem=4M chv.cpus=1"
 expect_status "$st" 0 "4 MiB of memory" "$T/small"
 guest_passed "$T/small.out"
+# A guest the hypervisor cannot run (instruction fetch from MMIO): status 4, a log
+# line with the reason and a register dump, no crash.
+run_vmm st "$T/bad" --kernel "$ELF" --memory size=64M --serial tty --cmdline "chv.checks=boot chv.action=mmioexec"
+expect_status "$st" 4 "instruction fetch from MMIO" "$T/bad"
+grep -q 'internal error' "$T/bad.err" || { cat "$T/bad.err"; fail "no internal error in the log"; }
+grep -q 'rip=0xd0000000' "$T/bad.err" || { cat "$T/bad.err"; fail "the register dump lacks rip=0xd0000000"; }
 pgrep -f "chv-vmm.*$T" >/dev/null && fail "a chv-vmm is still running"
 echo PASS

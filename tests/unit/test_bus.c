@@ -105,9 +105,9 @@ static void test_unregister(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_register_rules, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_dispatch, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_unregister, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_register_rules, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_dispatch, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_unregister, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
