@@ -150,7 +150,10 @@ static void on_notice(void *ctx, const Chv__Worker__V1__Notice *n)
 		ring_append(&r->console, n->console_output.data, n->console_output.len);
 		sublist_publish(&r->followers, NULL, &out);
 		pthread_mutex_unlock(&r->lock);
-	} else if (n->kind_case == CHV__WORKER__V1__NOTICE__KIND_STATE && n->state) {
+	} else if (n->kind_case == CHV__WORKER__V1__NOTICE__KIND_STATE && n->state &&
+		   n->state->state != CHV__V1__VM_STATE__VM_STATE_CREATED) {
+		/* A worker's "created" only means it built the VM it was asked to
+		 * (also when Boot restarts a stopped VM); chvd announces creation. */
 		apply_state(r, n->state->state, n->state->event, n->state->reason);
 	}
 }
@@ -435,6 +438,11 @@ Chv__V1__VmInfo *vms_boot(const char *id, struct op_result *res)
 		wrong_state(r, "boot", res);
 		goto out;
 	}
+	/* A failed VM starts again in a new worker: the old one holds a broken VM. */
+	if (s == CHV__V1__VM_STATE__VM_STATE_FAILED && worker_live(r)) {
+		struct op_result ignored = {0};
+		(void)worker_stop(r, true, 0, &ignored);
+	}
 	if (!worker_live(r) && worker_start(r, res) < 0)
 		goto out;
 	Chv__Worker__V1__Request req = CHV__WORKER__V1__REQUEST__INIT;
@@ -466,8 +474,12 @@ Chv__V1__VmInfo *vms_shutdown(const char *id, bool force, uint32_t timeout_ms,
 		wrong_state(r, "shut down", res);
 		goto out;
 	}
-	if (worker_stop(r, force, timeout_ms ? timeout_ms : 10000, res) < 0)
+	if (worker_stop(r, force, timeout_ms ? timeout_ms : 10000, res) < 0) {
+		/* The worker did not answer and was killed: the VM is off either way. */
+		apply_state(r, CHV__V1__VM_STATE__VM_STATE_SHUTDOWN,
+			    CHV__V1__EVENT_KIND__EVENT_KIND_SHUTDOWN, res->msg);
 		goto out;
+	}
 	apply_state(r, CHV__V1__VM_STATE__VM_STATE_SHUTDOWN,
 		    CHV__V1__EVENT_KIND__EVENT_KIND_SHUTDOWN,
 		    force ? "forced shutdown" : "shutdown");

@@ -300,7 +300,9 @@ int wconn_connect(struct wconn **out, const char *sock_path, pid_t pid, const st
 		return chv_err_set(err, -ENAMETOOLONG, "socket path too long: %s", sock_path);
 	strcpy(a.sun_path, sock_path);
 	int fd = -1, r = 0;
-	for (int i = 0; i < 400; i++) { /* the worker binds before it listens */
+	/* The worker's socket appears already listening (it renames it into
+	 * place), so a refusal means a worker that is going away: retry briefly. */
+	for (int i = 0; i < 100; i++) {
 		fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 		if (fd < 0)
 			return chv_err_set(err, -errno, "socket: %s", strerror(errno));
@@ -311,7 +313,7 @@ int wconn_connect(struct wconn **out, const char *sock_path, pid_t pid, const st
 		fd = -1;
 		if (r != -ECONNREFUSED && r != -ENOENT && r != -EAGAIN)
 			break;
-		usleep(5000);
+		usleep(1000);
 	}
 	if (fd < 0)
 		return chv_err_set(err, r, "cannot connect to worker at %s: %s", sock_path,

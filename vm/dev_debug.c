@@ -14,12 +14,22 @@ struct dbgport {
 	void *ctx;
 	uint8_t last;
 	uint64_t count;
+	uint64_t first_ns; /* CLOCK_MONOTONIC of the first code; 0: none yet */
 };
 
 const char *dbgport_class(uint8_t code)
 {
 	static const char *const names[] = {"firmware", "bootloader", "kernel", "userspace"};
 	return code < 0x80 ? names[code >> 5] : "custom";
+}
+
+/* Never 0, so 0 can mean "no write yet". */
+static uint64_t dbgport_now_ns(void)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	uint64_t ns = (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
+	return ns ? ns : 1;
 }
 
 static uint64_t dbgport_elapsed_us(const struct dbgport *d)
@@ -49,7 +59,8 @@ void dbgport_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool
 	}
 	uint8_t code = data[0];
 	d->last = code;
-	d->count++;
+	if (!d->count++)
+		d->first_ns = dbgport_now_ns();
 	pthread_mutex_unlock(&d->lock);
 
 	if (!d->log)
@@ -73,6 +84,14 @@ uint64_t dbgport_count(struct dbgport *d)
 {
 	pthread_mutex_lock(&d->lock);
 	uint64_t v = d->count;
+	pthread_mutex_unlock(&d->lock);
+	return v;
+}
+
+uint64_t dbgport_first_ns(struct dbgport *d)
+{
+	pthread_mutex_lock(&d->lock);
+	uint64_t v = d->first_ns;
 	pthread_mutex_unlock(&d->lock);
 	return v;
 }

@@ -32,5 +32,9 @@ void dbgport_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t len, bool
 const char *dbgport_class(uint8_t code);
 uint8_t dbgport_last_code(struct dbgport *d);
 uint64_t dbgport_count(struct dbgport *d);
+/* CLOCK_MONOTONIC nanoseconds of the first code written, 0 before any: the
+ * guest's "first instruction" as seen from outside (the test guest writes
+ * 0x40 at entry), which start-up latency is measured against. */
+uint64_t dbgport_first_ns(struct dbgport *d);
 
 #endif

@@ -83,7 +83,7 @@ struct worker {
 	struct vm_config cfg;
 	struct sink *serial;
 	Chv__V1__VmState state; /* UNSPECIFIED: no VM created yet */
-	char failure[512];
+	char failure[1536];
 	/* Written by the loop only; locked for the socket sink's input thread. */
 	pthread_mutex_t vm_lock;
 	struct vm *vm;
@@ -890,17 +890,26 @@ static int listen_control(struct worker *w, struct chv_err *err)
 	w->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (w->listen_fd < 0)
 		return chv_err_set(err, -errno, "--control: socket: %s", strerror(errno));
-	/* Owner only from the start: the socket controls the VM. */
+	/* Bound and listening under a temporary name, then renamed into place:
+	 * the path appears only once connections are accepted, so chvd's first
+	 * connect never lands between bind() and listen(). Owner only from the
+	 * start: the socket controls the VM. */
+	struct sockaddr_un tmp = sa;
+	bool staged = strlen(path) + 5 < sizeof(tmp.sun_path);
+	if (staged)
+		snprintf(tmp.sun_path, sizeof(tmp.sun_path), "%s.new", path);
+	unlink(tmp.sun_path);
 	mode_t old = umask(0177);
-	r = bind(w->listen_fd, (struct sockaddr *)&sa, sizeof(sa));
+	r = bind(w->listen_fd, (struct sockaddr *)&tmp, sizeof(tmp));
 	int e = errno;
 	umask(old);
 	if (r < 0)
-		return chv_err_set(err, -e, "--control: %s: bind: %s", path, strerror(e));
+		return chv_err_set(err, -e, "--control: %s: bind: %s", tmp.sun_path, strerror(e));
 	struct stat st;
-	if (stat(path, &st) < 0 || chmod(path, 0600) < 0 || listen(w->listen_fd, 8) < 0) {
+	if (listen(w->listen_fd, 8) < 0 || (staged && rename(tmp.sun_path, path) < 0) ||
+	    stat(path, &st) < 0) {
 		e = errno;
-		unlink(path);
+		unlink(tmp.sun_path);
 		return chv_err_set(err, -e, "--control: %s: %s", path, strerror(e));
 	}
 	w->sock_bound = true;

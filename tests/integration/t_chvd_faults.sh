@@ -22,6 +22,21 @@ wait_state c RUNNING 1
 ctl boot a >/dev/null
 wait_state a RUNNING 10
 
+# A guest the hypervisor cannot run: Failed with the reason (its worker stays up);
+# Boot replaces the worker and runs it again.
+ctl create --id m --kernel "$ELF" --memory size=32M --serial tty \
+	--cmdline "chv.checks=boot chv.action=mmioexec" >/dev/null
+ctl boot m >/dev/null
+wait_state m FAILED 10
+ctl --json info m >"$T/m.json"
+grep -q 'internal error' "$T/m.json" || { cat "$T/m.json"; fail "m's failure reason lacks the internal error"; }
+ctl boot m >/dev/null
+for _ in $(seq 100); do ctl --json info m | grep -q '"bootCount": *2' && break; sleep 0.1; done
+wait_state m FAILED 10
+ctl --json info m | grep -q '"bootCount": *2' || fail "m was not booted a second time"
+ctl delete m >/dev/null
+wait_state b RUNNING 1
+
 # chvd dies hard; the workers do not.
 kill -9 "$CHVD_PID"; wait "$CHVD_PID" 2>/dev/null || true
 kill -0 "$pb" || fail "worker of b died with chvd"

@@ -115,6 +115,49 @@ static void test_no_log(void **state)
 	dbgport_destroy(NULL);
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ULL + (uint64_t)t.tv_nsec;
+}
+
+static void test_first_write_time(void **state)
+{
+	(void)state;
+	struct dbgport *d = dbgport_create(NULL, NULL, NULL);
+	assert_non_null(d);
+	assert_int_equal(dbgport_first_ns(d), 0);
+	/* Reads, empty writes and writes past the port are not a code. */
+	uint8_t b = 0x40;
+	dbgport_io(d, 0, &b, 1, false);
+	dbgport_io(d, 0, &b, 0, true);
+	dbgport_io(d, 1, &b, 1, true);
+	assert_int_equal(dbgport_first_ns(d), 0);
+
+	uint64_t before = mono_ns();
+	put(d, 0x40);
+	uint64_t after = mono_ns();
+	uint64_t first = dbgport_first_ns(d);
+	assert_true(first >= before && first <= after);
+	/* Later codes keep the first time. */
+	struct timespec pause = {0, 2000000};
+	nanosleep(&pause, NULL);
+	put(d, 0x41);
+	put(d, 0x4f);
+	assert_int_equal(dbgport_first_ns(d), first);
+	assert_int_equal(dbgport_count(d), 3);
+	dbgport_destroy(d);
+
+	/* A new device (a rebuilt VM) starts again from none. */
+	d = dbgport_create(NULL, NULL, NULL);
+	assert_non_null(d);
+	assert_int_equal(dbgport_first_ns(d), 0);
+	put(d, 0x00);
+	assert_true(dbgport_first_ns(d) > first);
+	dbgport_destroy(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -122,6 +165,7 @@ int main(void)
 	    cmocka_unit_test(test_log_lines),
 	    cmocka_unit_test(test_reads_and_widths),
 	    cmocka_unit_test(test_no_log),
+	    cmocka_unit_test(test_first_write_time),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
