@@ -24,6 +24,9 @@
 
 struct chvctl_opts {
 	const char *socket; /* --socket; NULL: from the environment */
+	/* TLS for a tcp:// socket: PEM file names, NULL when not given. */
+	const char *tls_ca, *tls_cert, *tls_key;
+	bool insecure;
 	bool json;
 	int timeout_ms; /* --timeout; -1: not given; 0: no deadline */
 	bool help;
@@ -37,9 +40,17 @@ chv_must_check int chvctl_parse_global(struct chvctl_opts *o, int argc, char **a
 
 /* The gRPC target: --socket, else $CHVD_SOCKET, else /run/chvd/chvd.sock as
  * root, else $XDG_RUNTIME_DIR/chvd/chvd.sock. A value already naming a
- * scheme ("unix:", "unix-abstract:") is kept. 0 or -EINVAL / -ENAMETOOLONG. */
+ * scheme ("unix:", "unix-abstract:") is kept; "tcp://HOST:PORT" becomes
+ * "HOST:PORT". 0 or -EINVAL / -ENAMETOOLONG. */
 chv_must_check int chvctl_socket_target(const char *socket_opt, char *out, size_t len,
 					struct chv_err *err);
+/* Whether target (from chvctl_socket_target) is TCP. */
+bool chvctl_target_is_tcp(const char *target);
+/* Checks the TLS options against the target: they are for TCP only,
+ * --insecure excludes the others, --tls-cert and --tls-key go together,
+ * and TCP needs TLS or --insecure. 0 or -EINVAL with err naming the option. */
+chv_must_check int chvctl_check_tls(const struct chvctl_opts *o, const char *target,
+				    struct chv_err *err);
 
 /* ---- the command table ---- */
 

@@ -492,7 +492,8 @@ static void print_vmm_flags(FILE *out)
 void chvctl_help(FILE *out, const struct command *cmd)
 {
 	if (!cmd) {
-		fputs("Usage: chvctl [--socket PATH] [--json] [--timeout MS] COMMAND [ARGS...]\n"
+		fputs("Usage: chvctl [--socket PATH|tcp://HOST:PORT] [TLS options] [--json]\n"
+		      "              [--timeout MS] COMMAND [ARGS...]\n"
 		      "\n"
 		      "The command-line client of chvd.\n"
 		      "\n"
@@ -506,7 +507,12 @@ void chvctl_help(FILE *out, const struct command *cmd)
 		      "Options:\n"
 		      "  --socket PATH      chvd's socket (default: $CHVD_SOCKET, else\n"
 		      "                     /run/chvd/chvd.sock as root, else\n"
-		      "                     $XDG_RUNTIME_DIR/chvd/chvd.sock)\n"
+		      "                     $XDG_RUNTIME_DIR/chvd/chvd.sock); tcp://HOST:PORT\n"
+		      "                     for chvd --listen-tcp (mutual TLS)\n"
+		      "  --tls-ca PEM       CA(s) that verify chvd's certificate (default: the\n"
+		      "                     system's)\n"
+		      "  --tls-cert PEM     our client certificate, --tls-key PEM its key\n"
+		      "  --insecure         TCP without TLS (a loopback chvd --insecure)\n"
 		      "  --json             print replies as JSON (proto3 JSON mapping)\n"
 		      "  --timeout MS       deadline of each call (default 60000; 0: none)\n"
 		      "  -h, --help         print this text\n"

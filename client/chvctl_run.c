@@ -1,8 +1,12 @@
 /* chvctl's driver: global options, dispatch through the command table, the
  * channel, unary calls and how their errors reach the person. */
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "client/chvctl.h"
 #include "client/json.h"
@@ -15,6 +19,9 @@
  * leave it that long and a little more. */
 #define SHUTDOWN_GRACE_DEFAULT_MS  10000
 #define SHUTDOWN_DEADLINE_SLACK_MS 10000
+
+/* A PEM file larger than this is not a certificate or a key. */
+#define PEM_MAX_BYTES (1 << 20)
 
 static const char *const status_names[] = {
     "OK",
@@ -54,16 +61,81 @@ int chvctl_rpc_fail(struct ctl *c, int rc, const struct rpc_result *res)
 	return CHVCTL_EXIT_RPC;
 }
 
+/* Reads the PEM file given to opt (NULL: none) into *out, NUL-terminated. */
+static int read_pem(const char *opt, const char *path, char **out, struct chv_err *err)
+{
+	*out = NULL;
+	if (!path)
+		return 0;
+	FILE *f = fopen(path, "re");
+	if (!f)
+		return chv_err_set(err, -errno, "%s: cannot open %s: %s", opt, path,
+				   strerror(errno));
+	char *buf = malloc(PEM_MAX_BYTES + 1);
+	size_t n = buf ? fread(buf, 1, PEM_MAX_BYTES + 1, f) : 0;
+	int bad = !buf ? ENOMEM : ferror(f) ? EIO : 0;
+	fclose(f);
+	if (bad) {
+		free(buf);
+		return chv_err_set(err, -bad, "%s: reading %s: %s", opt, path, strerror(bad));
+	}
+	buf[n > PEM_MAX_BYTES ? PEM_MAX_BYTES : n] = '\0';
+	if (n > PEM_MAX_BYTES || !strstr(buf, "-----BEGIN ")) {
+		free(buf);
+		return chv_err_set(err, -EINVAL, "%s: %s is not a PEM file", opt, path);
+	}
+	*out = buf;
+	return 0;
+}
+
+static void free_pem(char *pem)
+{
+	if (pem) {
+		explicit_bzero(pem, strlen(pem));
+		free(pem);
+	}
+}
+
+/* Opens a TCP channel; gRPC copies the PEM text, so it is freed here. A
+ * file that cannot be used is a usage error (exit 2), like a bad option. */
+static int open_tcp(struct ctl *c, struct chv_err *err, bool *usage)
+{
+	char *ca = NULL, *cert = NULL, *key = NULL;
+	int r;
+	*usage = true;
+	if ((r = read_pem("--tls-ca", c->opts.tls_ca, &ca, err)) == 0 &&
+	    (r = read_pem("--tls-cert", c->opts.tls_cert, &cert, err)) == 0 &&
+	    (r = read_pem("--tls-key", c->opts.tls_key, &key, err)) == 0) {
+		struct rpc_client_tls tls = {
+		    .ca_pem = ca, .cert_pem = cert, .key_pem = key, .insecure = c->opts.insecure};
+		r = rpc_channel_open_tls(&c->ch, c->target, &tls, err);
+		*usage = r == -EINVAL; /* a malformed HOST:PORT */
+	}
+	free_pem(ca);
+	free_pem(cert);
+	free_pem(key);
+	return r;
+}
+
 int chvctl_channel(struct ctl *c)
 {
 	struct chv_err err = {0};
 	if (c->ch)
 		return 0;
-	if (chvctl_socket_target(c->opts.socket, c->target, sizeof(c->target), &err) != 0) {
+	if (chvctl_socket_target(c->opts.socket, c->target, sizeof(c->target), &err) != 0 ||
+	    chvctl_check_tls(&c->opts, c->target, &err) != 0) {
 		fprintf(c->errf, "chvctl: %s\n", err.msg);
 		return CHVCTL_EXIT_USAGE;
 	}
-	if (rpc_channel_open(&c->ch, c->target, &err) != 0) {
+	bool usage = false;
+	int r = chvctl_target_is_tcp(c->target) ? open_tcp(c, &err, &usage)
+						: rpc_channel_open(&c->ch, c->target, &err);
+	if (r != 0 && usage) {
+		c->ch = NULL;
+		fprintf(c->errf, "chvctl: %s\n", err.msg);
+		return CHVCTL_EXIT_USAGE;
+	}
+	if (r != 0) {
 		c->ch = NULL;
 		fprintf(c->errf, "chvctl: UNAVAILABLE: %s: %s\n", c->target,
 			*err.msg ? err.msg : strerror(-err.code));

@@ -124,20 +124,83 @@ static const grpc_channel_args *channel_args(void)
 	return &cargs;
 }
 
+static bool is_unix_target(const char *t)
+{
+	return strncmp(t, "unix:", 5) == 0 || strncmp(t, "unix-abstract:", 14) == 0;
+}
+
+/* "HOST:PORT" or "[V6]:PORT" with PORT 1..65535: what gRPC's default (DNS)
+ * resolver takes. Anything else (other schemes, a missing port) is refused
+ * here rather than failing later in the resolver. */
+static bool is_host_port(const char *t)
+{
+	const char *colon;
+	if (t[0] == '[') {
+		const char *close = strchr(t, ']');
+		if (!close || close == t + 1 || close[1] != ':')
+			return false;
+		colon = close + 1;
+	} else {
+		colon = strrchr(t, ':');
+		if (!colon || colon == t || memchr(t, ':', (size_t)(colon - t)) || strpbrk(t, "/@"))
+			return false;
+	}
+	const char *p = colon + 1;
+	if (!*p || strlen(p) > 5 || strspn(p, "0123456789") != strlen(p))
+		return false;
+	long port = strtol(p, NULL, 10);
+	return port >= 1 && port <= 65535;
+}
+
+static grpc_channel_credentials *tls_creds(const struct rpc_client_tls *tls)
+{
+	if (tls->insecure)
+		return grpc_insecure_credentials_create();
+	grpc_ssl_pem_key_cert_pair pair = {.private_key = tls->key_pem,
+					   .cert_chain = tls->cert_pem};
+	return grpc_ssl_credentials_create(tls->ca_pem, tls->cert_pem ? &pair : NULL, NULL, NULL);
+}
+
 int rpc_channel_open(struct rpc_channel **out, const char *target, struct chv_err *err)
 {
+	return rpc_channel_open_tls(out, target, NULL, err);
+}
+
+int rpc_channel_open_tls(struct rpc_channel **out, const char *target,
+			 const struct rpc_client_tls *tls, struct chv_err *err)
+{
 	*out = NULL;
-	if (!target ||
-	    (strncmp(target, "unix:", 5) != 0 && strncmp(target, "unix-abstract:", 14) != 0) ||
-	    strchr(target, ':')[1] == '\0')
+	bool unix_target = target && is_unix_target(target);
+	if (!target || (unix_target && strchr(target, ':')[1] == '\0') ||
+	    (!unix_target && !is_host_port(target)))
+		return chv_err_set(
+		    err, -EINVAL,
+		    "rpc: target '%s' is not unix:PATH, unix-abstract:NAME or HOST:PORT",
+		    target ? target : "(null)");
+	if (unix_target && tls)
+		return chv_err_set(err, -EINVAL, "rpc: TLS options are for TCP targets, not %s",
+				   target);
+	if (!unix_target && !tls)
 		return chv_err_set(err, -EINVAL,
-				   "rpc: target '%s' is not unix:PATH or unix-abstract:NAME",
-				   target ? target : "(null)");
+				   "rpc: TCP target %s needs TLS options (or insecure)", target);
+	if (tls && tls->insecure && (tls->ca_pem || tls->cert_pem || tls->key_pem))
+		return chv_err_set(err, -EINVAL,
+				   "rpc: %s: insecure excludes a CA, certificate or key", target);
+	if (tls && !tls->cert_pem != !tls->key_pem)
+		return chv_err_set(err, -EINVAL,
+				   "rpc: %s: a client certificate needs its key and a key its "
+				   "certificate",
+				   target);
 	struct rpc_channel *ch = calloc(1, sizeof(*ch));
 	if (!ch)
 		return chv_err_set(err, -ENOMEM, "rpc: out of memory");
 	grpc_init();
-	grpc_channel_credentials *creds = grpc_insecure_credentials_create();
+	grpc_channel_credentials *creds = tls ? tls_creds(tls) : grpc_insecure_credentials_create();
+	if (!creds) {
+		free(ch);
+		grpc_shutdown_blocking();
+		return chv_err_set(err, -EINVAL, "rpc: %s: cannot make TLS credentials", target);
+	}
 	ch->gc = grpc_channel_create(target, creds, channel_args());
 	grpc_channel_credentials_release(creds);
 	if (!ch->gc) {

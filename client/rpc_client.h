@@ -16,9 +16,23 @@ struct rpc_result {
 	char message[1024];  /* status details from the server, or the transport's error */
 };
 
-/* target: "unix:/path" or "unix-abstract:name" (TCP + TLS comes later). */
+/* How to reach a TCP target. PEM text, not file names. */
+struct rpc_client_tls {
+	const char *ca_pem;   /* CA(s) that verify the server; NULL: the system's */
+	const char *cert_pem; /* our certificate, for servers that require one */
+	const char *key_pem;  /* its private key: both or neither */
+	bool insecure;	      /* plain HTTP/2, no TLS (a loopback chvd --insecure) */
+};
+
+/* target: "unix:/path" or "unix-abstract:name". TCP needs rpc_channel_open_tls(). */
 chv_must_check int rpc_channel_open(struct rpc_channel **out, const char *target,
 				    struct chv_err *err);
+/* target as above, or "HOST:PORT" ("[::1]:PORT") with tls saying how
+ * (required for TCP; must be NULL for unix targets). The server's
+ * certificate must name HOST. Nothing is connected yet: a TLS failure shows
+ * as the first call's UNAVAILABLE. */
+chv_must_check int rpc_channel_open_tls(struct rpc_channel **out, const char *target,
+					const struct rpc_client_tls *tls, struct chv_err *err);
 /* A channel over an already-connected socket (tests). Takes the fd. */
 chv_must_check int rpc_channel_from_fd(struct rpc_channel **out, int fd, struct chv_err *err);
 void rpc_channel_close(struct rpc_channel *ch);

@@ -1,6 +1,6 @@
 /* chvd: the daemon. Serves the gRPC API on a unix socket (its own, or one
- * systemd passes), keeps the VM registry and supervises one chv-vmm worker
- * per VM; see docs/daemon.md. */
+ * systemd passes) and optionally on TCP with mutual TLS, keeps the VM
+ * registry and supervises one chv-vmm worker per VM; see docs/daemon.md. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -35,7 +35,14 @@ struct options {
 	unsigned max_vms;
 	bool shutdown_vms_on_exit;
 	int verbosity;
+	/* --listen-tcp: NULL when not given. */
+	const char *tcp;
+	const char *tls_cert, *tls_key, *tls_client_ca;
+	bool insecure;
 };
+
+/* A PEM file larger than this is not a certificate or a key. */
+#define PEM_MAX_BYTES (1u << 20)
 
 static volatile sig_atomic_t api_shutdown_vms;
 
@@ -48,6 +55,13 @@ static const char usage_text[] =
 	"                          $XDG_STATE_HOME/chvd otherwise)\n"
 	"  --runtime-dir DIR       worker sockets and logs (default: the socket's directory)\n"
 	"  --vmm PATH              the chv-vmm binary (default: next to chvd)\n"
+	"  --listen-tcp HOST:PORT  also serve the API on TCP, with mutual TLS (PORT 0:\n"
+	"                          any free port, logged); [ADDR]:PORT for IPv6\n"
+	"  --tls-cert PEM          the server's certificate (chain) for --listen-tcp\n"
+	"  --tls-key PEM           its private key\n"
+	"  --tls-client-ca PEM     CA(s) that sign the client certificates accepted\n"
+	"  --insecure              --listen-tcp without TLS or any authentication;\n"
+	"                          only on a loopback address (127.0.0.0/8, ::1, localhost)\n"
 	"  --max-vms N             VMs this daemon accepts (default 1024)\n"
 	"  --shutdown-vms-on-exit  stop every VM on SIGTERM (default: leave them running)\n"
 	"  -v, --verbose           more logging (repeat for debug)\n"
@@ -82,6 +96,51 @@ static void dir_of(const char *path, char *out)
 		snprintf(out, PATH_MAX, ".");
 }
 
+/* --listen-tcp and its companions, before anything is started. */
+static int check_tcp_options(const struct options *o)
+{
+	const char *tls_opt = o->tls_cert	 ? "--tls-cert"
+			      : o->tls_key	 ? "--tls-key"
+			      : o->tls_client_ca ? "--tls-client-ca"
+						 : NULL;
+	char host[256];
+	unsigned port;
+
+	if (!o->tcp) {
+		if (tls_opt || o->insecure)
+			return usage_error("%s is only meaningful with --listen-tcp",
+					   tls_opt ? tls_opt : "--insecure");
+		return 0;
+	}
+	int r = rpc_addr_split(o->tcp, host, sizeof(host), &port);
+	if (r == -ENAMETOOLONG)
+		return usage_error("--listen-tcp: the host in \"%s\" is too long", o->tcp);
+	if (r < 0)
+		return usage_error("--listen-tcp: \"%s\" is not HOST:PORT (IPv6: [ADDR]:PORT, "
+				   "PORT 0..65535)",
+				   o->tcp);
+	if (o->insecure) {
+		if (tls_opt)
+			return usage_error("--insecure and %s exclude each other", tls_opt);
+		if (!rpc_host_is_loopback(host))
+			return usage_error(
+			    "--insecure: refusing to serve the API without TLS on %s: %s is "
+			    "not a loopback address (127.0.0.0/8, ::1, localhost); use "
+			    "--tls-cert, --tls-key and --tls-client-ca",
+			    o->tcp, host);
+		return 0;
+	}
+	if (!o->tls_cert || !o->tls_key || !o->tls_client_ca)
+		return usage_error("--listen-tcp %s needs --tls-cert, --tls-key and "
+				   "--tls-client-ca (missing %s), or --insecure on a loopback "
+				   "address",
+				   o->tcp,
+				   !o->tls_cert	 ? "--tls-cert"
+				   : !o->tls_key ? "--tls-key"
+						 : "--tls-client-ca");
+	return 0;
+}
+
 static int parse_options(struct options *o, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -91,6 +150,11 @@ static int parse_options(struct options *o, int argc, char **argv)
 		{"vmm", required_argument, NULL, 'm'},
 		{"max-vms", required_argument, NULL, 'n'},
 		{"shutdown-vms-on-exit", no_argument, NULL, 'x'},
+		{"listen-tcp", required_argument, NULL, 't'},
+		{"tls-cert", required_argument, NULL, 'c'},
+		{"tls-key", required_argument, NULL, 'k'},
+		{"tls-client-ca", required_argument, NULL, 'a'},
+		{"insecure", no_argument, NULL, 'i'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
@@ -138,6 +202,11 @@ static int parse_options(struct options *o, int argc, char **argv)
 			break;
 		}
 		case 'x': o->shutdown_vms_on_exit = true; break;
+		case 't': o->tcp = optarg; break;
+		case 'c': o->tls_cert = optarg; break;
+		case 'k': o->tls_key = optarg; break;
+		case 'a': o->tls_client_ca = optarg; break;
+		case 'i': o->insecure = true; break;
 		case 'v': o->verbosity++; break;
 		case 'h': fputs(usage_text, stdout); exit(0);
 		case 'V': printf("chvd %s\n", CHV_VERSION); exit(0);
@@ -149,7 +218,7 @@ static int parse_options(struct options *o, int argc, char **argv)
 		return usage_error("unexpected argument \"%s\"", argv[optind]);
 	if (!runtime_set)
 		dir_of(o->listen, o->runtime_dir);
-	return 0;
+	return check_tcp_options(o);
 }
 
 static int mkdir_p(const char *path, mode_t mode)
@@ -232,6 +301,144 @@ static void on_connect(void *ctx, int fd, pid_t pid, uid_t uid, gid_t gid)
 	     (unsigned)uid, (unsigned)gid);
 }
 
+/* Reads a PEM file that must hold marker ("CERTIFICATE-----", "PRIVATE
+ * KEY-----"); *out is NUL-terminated, free with pem_free(). */
+static int pem_read(const char *opt, const char *path, const char *marker, char **out,
+		    struct chv_err *err)
+{
+	*out = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return chv_err_set(err, -errno, "%s: cannot open %s: %s", opt, path,
+				   strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		int e = errno;
+		close(fd);
+		return chv_err_set(err, -e, "%s: %s: %s", opt, path, strerror(e));
+	}
+	if (!S_ISREG(st.st_mode) || st.st_size > PEM_MAX_BYTES) {
+		close(fd);
+		return chv_err_set(err, -EINVAL, "%s: %s is not a regular file of at most 1 MiB",
+				   opt, path);
+	}
+	char *buf = malloc((size_t)st.st_size + 1);
+	if (!buf) {
+		close(fd);
+		return chv_err_set(err, -ENOMEM, "%s: out of memory", opt);
+	}
+	size_t n = 0;
+	while (n < (size_t)st.st_size) {
+		ssize_t k = read(fd, buf + n, (size_t)st.st_size - n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			int e = k < 0 ? errno : EIO;
+			close(fd);
+			free(buf);
+			return chv_err_set(err, -e, "%s: reading %s: %s", opt, path, strerror(e));
+		}
+		n += (size_t)k;
+	}
+	close(fd);
+	buf[n] = '\0';
+	if (!strstr(buf, "-----BEGIN ") || !strstr(buf, marker)) {
+		free(buf);
+		return chv_err_set(err, -EINVAL, "%s: %s holds no PEM \"%.*s\"", opt, path,
+				   (int)strcspn(marker, "-"), marker);
+	}
+	if (strstr(marker, "KEY") && (st.st_mode & 077))
+		dlog(DLOG_WARNING, NULL, "%s: %s can be read by other users (mode %04o)", opt, path,
+		     (unsigned)(st.st_mode & 07777));
+	*out = buf;
+	return 0;
+}
+
+static void pem_free(char *pem)
+{
+	if (pem) {
+		explicit_bzero(pem, strlen(pem));
+		free(pem);
+	}
+}
+
+/* The TLS files' contents, read before anything is started so that a
+ * wrong path fails at once. */
+struct tls_pems {
+	char *cert, *key, *ca;
+};
+
+static int tls_load(const struct options *o, struct tls_pems *p, struct chv_err *err)
+{
+	int r;
+	if (!o->tcp || o->insecure)
+		return 0;
+	if ((r = pem_read("--tls-cert", o->tls_cert, "CERTIFICATE-----", &p->cert, err)) < 0 ||
+	    (r = pem_read("--tls-key", o->tls_key, "PRIVATE KEY-----", &p->key, err)) < 0 ||
+	    (r = pem_read("--tls-client-ca", o->tls_client_ca, "CERTIFICATE-----", &p->ca, err)) <
+		0)
+		return r;
+	return 0;
+}
+
+static void tls_unload(struct tls_pems *p)
+{
+	pem_free(p->cert);
+	pem_free(p->key);
+	pem_free(p->ca);
+	*p = (struct tls_pems){0};
+}
+
+/* Adds the --listen-tcp listener to srv and logs where it is. */
+static int listen_tcp(struct rpc_server *srv, const struct options *o, const struct tls_pems *p,
+		      struct chv_err *err)
+{
+	int port = 0;
+	struct rpc_tls tls = {.cert_pem = p->cert, .key_pem = p->key, .client_ca_pem = p->ca};
+	int r = rpc_server_add_tcp(srv, o->tcp, o->insecure ? NULL : &tls, &port, err);
+	if (r < 0) {
+		/* The framework's message lacks the option's name. */
+		char msg[sizeof(err->msg)];
+		snprintf(msg, sizeof(msg), "%s", err->msg);
+		return chv_err_set(err, r, "--listen-tcp: %s", msg);
+	}
+	char host[256];
+	unsigned ignored;
+	if (rpc_addr_split(o->tcp, host, sizeof(host), &ignored) < 0)
+		snprintf(host, sizeof(host), "?");
+	bool v6 = strchr(host, ':') != NULL;
+	if (o->insecure)
+		dlog(DLOG_WARNING, NULL,
+		     "listening on tcp %s%s%s:%d WITHOUT TLS or authentication (--insecure)",
+		     v6 ? "[" : "", host, v6 ? "]" : "", port);
+	else
+		dlog(DLOG_NOTICE, NULL,
+		     "listening on tcp %s%s%s:%d (mutual TLS: certificate %s, client CA %s)",
+		     v6 ? "[" : "", host, v6 ? "]" : "", port, o->tls_cert, o->tls_client_ca);
+	return 0;
+}
+
+/* Audit: who called what. TCP callers are logged at info, local ones at
+ * debug (their connection was logged when accepted). */
+static void on_call(void *ctx, struct rpc_call *call, const char *method)
+{
+	(void)ctx;
+	struct rpc_identity id;
+	rpc_call_identity(call, &id);
+	if (id.tls) {
+		dlog(DLOG_INFO, NULL, "%s from %s, client certificate \"%s\"", method, id.address,
+		     id.subject);
+	} else if (strncmp(id.address, "fd:", 3) == 0) {
+		pid_t pid;
+		uid_t uid;
+		rpc_call_peer(call, &pid, &uid, NULL);
+		dlog(DLOG_DEBUG, NULL, "%s from pid %d uid %u", method, (int)pid, (unsigned)uid);
+	} else {
+		dlog(DLOG_INFO, NULL, "%s from %s (no TLS)", method,
+		     id.address[0] ? id.address : "unknown peer");
+	}
+}
+
 static void on_api_shutdown(bool shutdown_vms)
 {
 	api_shutdown_vms = shutdown_vms;
@@ -249,6 +456,9 @@ int main(int argc, char **argv)
 	int r = parse_options(&o, argc, argv);
 	if (r)
 		return r;
+	/* gRPC's getaddrinfo resolver for --listen-tcp names: it follows the
+	 * host's nsswitch setup, and c-ares leaks at exit. Before any thread. */
+	setenv("GRPC_DNS_RESOLVER", "native", 0);
 	dlog_init(o.verbosity, -1);
 	/* Before gRPC starts its threads, so every thread inherits the mask. */
 	sigset_t set;
@@ -261,6 +471,12 @@ int main(int argc, char **argv)
 	umask(077);
 
 	struct chv_err err = {0};
+	struct tls_pems pems = {0};
+	if (tls_load(&o, &pems, &err) < 0) {
+		fprintf(stderr, "chvd: %s\n", err.msg);
+		tls_unload(&pems);
+		return 1;
+	}
 	char sockdir[PATH_MAX];
 	dir_of(o.listen, sockdir);
 	if ((r = mkdir_p(sockdir, 0755)) < 0 || (r = mkdir_p(o.runtime_dir, 0700)) < 0) {
@@ -282,7 +498,7 @@ int main(int argc, char **argv)
 	bool ours = false;
 	int lfd = listen_socket(o.listen, &ours, &err);
 	struct rpc_server *srv = NULL;
-	struct rpc_server_opts so = {.on_connect = on_connect};
+	struct rpc_server_opts so = {.on_connect = on_connect, .on_call = on_call};
 	struct health *health = NULL;
 	size_t nm;
 	const struct rpc_method *m = services_methods(&nm, on_api_shutdown);
@@ -291,10 +507,12 @@ int main(int argc, char **argv)
 	if (lfd < 0 || rpc_server_create(&srv, &so, &err) < 0 ||
 	    rpc_server_add_methods(srv, m, nm, &err) < 0 || (r = health_create(&health)) < 0 ||
 	    !(hm = health_methods(health, &nh)) || rpc_server_add_methods(srv, hm, nh, &err) < 0 ||
-	    rpc_server_add_listener(srv, lfd, &err) < 0 || rpc_server_start(srv, &err) < 0) {
+	    rpc_server_add_listener(srv, lfd, &err) < 0 ||
+	    (o.tcp && listen_tcp(srv, &o, &pems, &err) < 0) || rpc_server_start(srv, &err) < 0) {
 		fprintf(stderr, "chvd: %s\n", err.msg);
 		return 1;
 	}
+	tls_unload(&pems); /* gRPC keeps its own copies */
 	if (health_set(health, "chv.v1.Vm", HEALTH_SERVING) < 0 ||
 	    health_set(health, "chv.v1.Vmm", HEALTH_SERVING) < 0)
 		dlog(DLOG_WARNING, NULL, "cannot publish the health of the services");

@@ -1,15 +1,21 @@
 /* The server's life: gRPC setup, completion-queue threads, our own accept
- * loop (so every connection's SO_PEERCRED is known), graceful shutdown. */
+ * loop (so every connection's SO_PEERCRED is known), TCP listeners with
+ * mutual TLS (gRPC accepts those itself: fd channels cannot carry TLS),
+ * graceful shutdown. */
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grpc/grpc_posix.h>
 #include <grpc/grpc_security.h>
 #include <grpc/support/time.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -259,8 +265,11 @@ int rpc_server_create(struct rpc_server **out, const struct rpc_server_opts *opt
 	    {.type = GRPC_ARG_INTEGER,
 	     .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH,
 	     .value.integer = (int)s->opts.max_message_bytes},
+	    /* gRPC sets SO_REUSEPORT by default: a second chvd would then
+	     * share our TCP port instead of failing to bind it. */
+	    {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_ALLOW_REUSEPORT, .value.integer = 0},
 	};
-	grpc_channel_args cargs = {.num_args = 1, .args = args};
+	grpc_channel_args cargs = {.num_args = sizeof(args) / sizeof(args[0]), .args = args};
 	s->gs = grpc_server_create(&cargs, NULL);
 	s->cq = grpc_completion_queue_create_for_next(NULL);
 	s->creds = grpc_insecure_server_credentials_create();
@@ -341,6 +350,113 @@ int rpc_server_add_listener(struct rpc_server *s, int fd, struct chv_err *err)
 	}
 	s->listeners = l;
 	s->listeners[s->nlisteners++] = fd;
+	return 0;
+}
+
+int rpc_addr_split(const char *addr, char *host, size_t hostlen, unsigned *port)
+{
+	const char *h, *hend, *p;
+
+	if (!addr || !*addr)
+		return -EINVAL;
+	if (addr[0] == '[') {
+		h = addr + 1;
+		hend = strchr(h, ']');
+		if (!hend || hend[1] != ':')
+			return -EINVAL;
+		p = hend + 2;
+	} else {
+		h = addr;
+		hend = strrchr(addr, ':');
+		if (!hend || memchr(h, ':', (size_t)(hend - h)))
+			return -EINVAL; /* no port, or an IPv6 address without brackets */
+		p = hend + 1;
+	}
+	if (hend == h || !*p || strlen(p) > 5)
+		return -EINVAL;
+	unsigned v = 0;
+	for (const char *q = p; *q; q++) {
+		if (!isdigit((unsigned char)*q))
+			return -EINVAL;
+		v = v * 10 + (unsigned)(*q - '0');
+	}
+	if (v > 65535)
+		return -EINVAL;
+	size_t n = (size_t)(hend - h);
+	if (n >= hostlen)
+		return -ENAMETOOLONG;
+	memcpy(host, h, n);
+	host[n] = '\0';
+	*port = v;
+	return 0;
+}
+
+bool rpc_host_is_loopback(const char *host)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (!host)
+		return false;
+	/* Names other than localhost could resolve anywhere (RFC 6761 keeps
+	 * this one on the machine). */
+	if (strcasecmp(host, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6) ||
+		       (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+	return false;
+}
+
+static grpc_server_credentials *tls_server_creds(const struct rpc_tls *tls)
+{
+	grpc_ssl_pem_key_cert_pair pair = {.private_key = tls->key_pem,
+					   .cert_chain = tls->cert_pem};
+	return grpc_ssl_server_credentials_create_ex(
+	    tls->client_ca_pem, &pair, 1,
+	    GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY, NULL);
+}
+
+int rpc_server_add_tcp(struct rpc_server *s, const char *addr, const struct rpc_tls *tls,
+		       int *bound_port, struct chv_err *err)
+{
+	char host[256];
+	unsigned port;
+
+	*bound_port = 0;
+	if (s->started)
+		return chv_err_set(err, -EBUSY, "rpc server: listeners must be added before start");
+	int r = rpc_addr_split(addr, host, sizeof(host), &port);
+	if (r < 0)
+		return chv_err_set(err, r, "rpc server: \"%s\" is not HOST:PORT", addr ? addr : "");
+	if (!tls && !rpc_host_is_loopback(host))
+		return chv_err_set(err, -EPERM,
+				   "rpc server: refusing TCP without TLS on %s: %s is not a "
+				   "loopback address",
+				   addr, host);
+	if (tls && (!tls->cert_pem || !*tls->cert_pem || !tls->key_pem || !*tls->key_pem ||
+		    !tls->client_ca_pem || !*tls->client_ca_pem))
+		return chv_err_set(
+		    err, -EINVAL,
+		    "rpc server: TLS on %s needs a certificate, a key and a client CA", addr);
+	grpc_server_credentials *creds =
+	    tls ? tls_server_creds(tls) : grpc_insecure_server_credentials_create();
+	if (!creds)
+		return chv_err_set(err, -EINVAL, "rpc server: %s: cannot make %s credentials", addr,
+				   tls ? "TLS" : "insecure");
+	/* gRPC binds here and checks the certificate and key now; it keeps
+	 * its own reference to creds. */
+	int got = grpc_server_add_http2_port(s->gs, addr, creds);
+	grpc_server_credentials_release(creds);
+	if (got <= 0)
+		return chv_err_set(err, -EADDRNOTAVAIL, "rpc server: cannot listen on %s (%s)",
+				   addr,
+				   tls ? "address in use or not local, or the TLS certificate, "
+					 "key or CA is unusable: see gRPC's log line above"
+				       : "address in use or not local");
+	*bound_port = got;
 	return 0;
 }
 

@@ -63,6 +63,10 @@ struct rpc_server_opts {
 	/* Called for each accepted connection (SO_PEERCRED), for audit logs. */
 	void (*on_connect)(void *ctx, int fd, pid_t pid, uid_t uid, gid_t gid);
 	void *on_connect_ctx;
+	/* Called on a server thread before each handler runs, for audit logs
+	 * (rpc_call_identity() says who is calling). */
+	void (*on_call)(void *ctx, struct rpc_call *call, const char *method);
+	void *on_call_ctx;
 };
 
 chv_must_check int rpc_server_create(struct rpc_server **out, const struct rpc_server_opts *opts,
@@ -75,6 +79,30 @@ chv_must_check int rpc_server_add_methods(struct rpc_server *s, const struct rpc
  * owns the fd. Several listeners may be added. */
 chv_must_check int rpc_server_add_listener(struct rpc_server *s, int listen_fd,
 					   struct chv_err *err);
+
+/* Mutual TLS for a TCP listener, as PEM text (not file names). */
+struct rpc_tls {
+	const char *cert_pem;	   /* the server's certificate (chain) */
+	const char *key_pem;	   /* its private key */
+	const char *client_ca_pem; /* CA(s) whose client certificates are accepted */
+};
+
+/* Listens on addr "HOST:PORT" ("[::1]:PORT" for IPv6; PORT 0 picks a free
+ * port) and sets *bound_port. With tls, every client must present a
+ * certificate that client_ca_pem verifies. tls NULL (plain HTTP/2 with no
+ * authentication at all) is refused unless HOST is a loopback address.
+ * Before rpc_server_start(). */
+chv_must_check int rpc_server_add_tcp(struct rpc_server *s, const char *addr,
+				      const struct rpc_tls *tls, int *bound_port,
+				      struct chv_err *err);
+
+/* Splits "HOST:PORT" / "[V6]:PORT" into host (without brackets) and port
+ * 0..65535. 0, or -EINVAL (malformed) / -ENAMETOOLONG (host too long). */
+chv_must_check int rpc_addr_split(const char *addr, char *host, size_t hostlen, unsigned *port);
+/* Whether host (no brackets) can only be reached from this machine:
+ * 127.0.0.0/8, ::1, ::ffff:127.0.0.0/104, "localhost". */
+bool rpc_host_is_loopback(const char *host);
+
 /* Serves one already-connected socket (tests: one end of a socketpair). */
 chv_must_check int rpc_server_add_connection(struct rpc_server *s, int fd, struct chv_err *err);
 chv_must_check int rpc_server_start(struct rpc_server *s, struct chv_err *err);
@@ -112,5 +140,14 @@ bool rpc_call_cancelled(struct rpc_call *call);
 void rpc_call_set_data(struct rpc_call *call, void *data, void (*free_fn)(void *data));
 /* The peer's credentials when known (connections we accepted), else -1. */
 void rpc_call_peer(struct rpc_call *call, pid_t *pid, uid_t *uid, gid_t *gid);
+
+/* Who is calling, for logs. Strings are truncated to fit, never NULL. */
+struct rpc_identity {
+	char address[128];     /* gRPC's peer: "ipv4:127.0.0.1:40312", "fd:9", "" unknown */
+	bool tls;	       /* the client presented a certificate that we verified */
+	char subject[512];     /* its subject ("CN=ops,O=example"); "" without TLS */
+	char common_name[256]; /* its CN; "" without TLS or without a CN */
+};
+void rpc_call_identity(struct rpc_call *call, struct rpc_identity *id);
 
 #endif

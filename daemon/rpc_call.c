@@ -2,6 +2,7 @@
  * the stream send queue, status, cancellation and the call's release. */
 #include <errno.h>
 #include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc_security.h>
 #include <grpc/support/alloc.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -284,6 +285,8 @@ static void dispatch(struct rpc_call *c, const ProtobufCMessage *req)
 	c->handler_started = true;
 	c->refs++; /* the handler's, dropped by rpc_reply/rpc_fail/rpc_finish */
 	pthread_mutex_unlock(&c->lock);
+	if (c->srv->opts.on_call)
+		c->srv->opts.on_call(c->srv->opts.on_call_ctx, c, c->m->path);
 	c->m->handler(c, req, c->m->ctx);
 	pthread_mutex_lock(&c->lock);
 	maybe_post_recv_locked(c);
@@ -620,4 +623,40 @@ void rpc_call_peer(struct rpc_call *c, pid_t *pid, uid_t *uid, gid_t *gid)
 		*uid = p.uid;
 	if (gid)
 		*gid = p.gid;
+}
+
+/* The first value of property name, truncated to fit; "" when absent. */
+static void auth_prop(const grpc_auth_context *ac, const char *name, char *out, size_t len)
+{
+	grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(ac, name);
+	const grpc_auth_property *p = grpc_auth_property_iterator_next(&it);
+
+	out[0] = '\0';
+	if (p && p->value) {
+		size_t n = p->value_length < len - 1 ? p->value_length : len - 1;
+		memcpy(out, p->value, n);
+		out[n] = '\0';
+	}
+}
+
+void rpc_call_identity(struct rpc_call *c, struct rpc_identity *id)
+{
+	char *peer = grpc_call_get_peer(c->gc);
+
+	memset(id, 0, sizeof(*id));
+	snprintf(id->address, sizeof(id->address), "%s", peer ? peer : "");
+	gpr_free(peer);
+	grpc_auth_context *ac = grpc_call_auth_context(c->gc);
+	if (!ac)
+		return;
+	char type[16];
+	auth_prop(ac, GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME, type, sizeof(type));
+	/* TLS listeners require and verify client certificates, so a TLS
+	 * call always comes with a verified one. */
+	if (strcmp(type, GRPC_SSL_TRANSPORT_SECURITY_TYPE) == 0) {
+		auth_prop(ac, GRPC_X509_SUBJECT_PROPERTY_NAME, id->subject, sizeof(id->subject));
+		auth_prop(ac, GRPC_X509_CN_PROPERTY_NAME, id->common_name, sizeof(id->common_name));
+		id->tls = id->subject[0] != '\0';
+	}
+	grpc_auth_context_release(ac);
 }

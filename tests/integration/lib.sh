@@ -93,3 +93,41 @@ wait_state() {
 	"$CHVCTL" info "$1" || true
 	fail "VM $1 did not reach $2"
 }
+
+# ---- TLS ----
+# make_test_pki DIR: a throwaway CA (ca.crt/.key) with a server certificate
+# for 127.0.0.1 and localhost (server.*) and a client one, CN ops (client.*);
+# a second CA (other.*) with its own client certificate (rogue.*). EC P-256,
+# valid for two days. Skips the test when openssl is missing.
+make_test_pki() {
+	local d=$1 ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+	command -v openssl >/dev/null || skip "no openssl (apt-get install openssl)"
+	mkdir -p "$d"
+	_pki_ca() { openssl req -x509 "${ec[@]}" -days 2 -subj "/CN=$2" \
+		-keyout "$d/$1.key" -out "$d/$1.crt" 2>>"$d/log"; }
+	_pki_leaf() { # NAME SUBJECT CA EXTENSIONS
+		openssl req "${ec[@]}" -subj "$2" -keyout "$d/$1.key" -out "$d/$1.csr" 2>>"$d/log"
+		printf '%s\n' "$4" >"$d/$1.ext"
+		openssl x509 -req -in "$d/$1.csr" -CA "$d/$3.crt" -CAkey "$d/$3.key" \
+			-CAcreateserial -days 2 -extfile "$d/$1.ext" -out "$d/$1.crt" 2>>"$d/log"
+	}
+	_pki_ca ca "chv test CA" && _pki_ca other "other CA" &&
+	_pki_leaf server /CN=chvd ca "subjectAltName=IP:127.0.0.1,DNS:localhost
+extendedKeyUsage=serverAuth" &&
+	_pki_leaf client "/O=chv-test/CN=ops" ca "extendedKeyUsage=clientAuth" &&
+	_pki_leaf rogue /CN=rogue other "extendedKeyUsage=clientAuth" ||
+		{ cat "$d/log"; fail "openssl could not make the test certificates"; }
+	chmod 600 "$d"/*.key
+}
+
+# chvd_tcp_port HOST: the port chvd logged for --listen-tcp HOST:0 (its
+# latest start), waiting for the line.
+chvd_tcp_port() {
+	local p=
+	for _ in $(seq 100); do
+		p=$(sed -n "s/.*listening on tcp $1:\([0-9][0-9]*\).*/\1/p" "$T/chvd.log" | tail -n1)
+		[ -n "$p" ] && { echo "$p"; return 0; }
+		sleep 0.05
+	done
+	cat "$T/chvd.log" >&2; fail "chvd logged no TCP port for $1"
+}
