@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "client/chvctl.h"
+#include "api/wire.h"
 #include "client/json.h"
 
 #ifndef CHV_VERSION
@@ -23,31 +24,9 @@
 /* A PEM file larger than this is not a certificate or a key. */
 #define PEM_MAX_BYTES (1 << 20)
 
-static const char *const status_names[] = {
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-};
-
 const char *chvctl_status_name(int status)
 {
-	if (status >= 0 && (size_t)status < sizeof(status_names) / sizeof(status_names[0]))
-		return status_names[status];
-	return "UNKNOWN";
+	return api_status_name(status);
 }
 
 int chvctl_rpc_fail(struct ctl *c, int rc, const struct rpc_result *res)

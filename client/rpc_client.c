@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "client/rpc_client.h"
+#include "api/wire.h"
 
 /* Replies (VM lists, configs) may be larger than gRPC's 4 MiB default. */
 #define RPC_CLIENT_MAX_RECEIVE (64 << 20)
@@ -80,29 +81,6 @@ static int status_errno(int status)
 	default:
 		return -EREMOTEIO;
 	}
-}
-
-static grpc_byte_buffer *encode(const ProtobufCMessage *msg)
-{
-	size_t n = protobuf_c_message_get_packed_size(msg);
-	grpc_slice s = grpc_slice_malloc(n);
-	protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(s));
-	grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
-	grpc_slice_unref(s);
-	return bb;
-}
-
-static ProtobufCMessage *decode(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *desc)
-{
-	grpc_byte_buffer_reader r;
-	if (!grpc_byte_buffer_reader_init(&r, bb))
-		return NULL;
-	grpc_slice s = grpc_byte_buffer_reader_readall(&r);
-	grpc_byte_buffer_reader_destroy(&r);
-	ProtobufCMessage *m =
-	    protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
-	grpc_slice_unref(s);
-	return m;
 }
 
 static gpr_timespec deadline_after(int timeout_ms)
@@ -277,7 +255,7 @@ int rpc_call_unary(struct rpc_channel *ch, const char *path, const ProtobufCMess
 		return -ENOMEM;
 	}
 
-	grpc_byte_buffer *send_bb = encode(req), *recv_bb = NULL;
+	grpc_byte_buffer *send_bb = api_encode(req), *recv_bb = NULL;
 	grpc_metadata_array initial_md, trailing_md;
 	grpc_status_code status = GRPC_STATUS_UNKNOWN;
 	grpc_slice details = grpc_empty_slice();
@@ -319,7 +297,7 @@ int rpc_call_unary(struct rpc_channel *ch, const char *path, const ProtobufCMess
 				result_set(res, GRPC_STATUS_INTERNAL,
 					   "%s: the reply has no message", path);
 				ret = -EBADMSG;
-			} else if (!(*resp = decode(recv_bb, resp_desc))) {
+			} else if (!(*resp = api_decode(recv_bb, resp_desc))) {
 				result_set(res, GRPC_STATUS_INTERNAL,
 					   "%s: the reply does not decode as %s", path,
 					   resp_desc->name);
@@ -441,7 +419,7 @@ int rpc_stream_write(struct rpc_stream *s, const ProtobufCMessage *msg)
 	grpc_op op;
 	memset(&op, 0, sizeof(op));
 	op.op = GRPC_OP_SEND_MESSAGE;
-	op.data.send_message.send_message = encode(msg);
+	op.data.send_message.send_message = api_encode(msg);
 	int r = send_batch(s, &op);
 	grpc_byte_buffer_destroy(op.data.send_message.send_message);
 	return r;
@@ -501,7 +479,7 @@ int rpc_stream_read(struct rpc_stream *s, const ProtobufCMessageDescriptor *desc
 		ret = 0;
 		goto out;
 	}
-	*msg = decode(s->recv_bb, desc);
+	*msg = api_decode(s->recv_bb, desc);
 	grpc_byte_buffer_destroy(s->recv_bb);
 	s->recv_bb = NULL;
 	ret = *msg ? 1 : -EBADMSG;

@@ -11,57 +11,13 @@
 #include <string.h>
 
 #include "daemon/rpc_internal.h"
+#include "api/wire.h"
 
 #define call_of(op, field) ((struct rpc_call *)((char *)(op)-offsetof(struct rpc_call, field)))
 
-static const char *const status_names[] = {
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-};
-
 const char *rpc_status_name(int status)
 {
-	if (status < 0 || (size_t)status >= sizeof(status_names) / sizeof(status_names[0]))
-		return "UNKNOWN_STATUS";
-	return status_names[status];
-}
-
-static grpc_byte_buffer *encode(const ProtobufCMessage *msg)
-{
-	size_t n = protobuf_c_message_get_packed_size(msg);
-	grpc_slice s = grpc_slice_malloc(n);
-	protobuf_c_message_pack(msg, GRPC_SLICE_START_PTR(s));
-	grpc_byte_buffer *bb = grpc_raw_byte_buffer_create(&s, 1);
-	grpc_slice_unref(s);
-	return bb;
-}
-
-static ProtobufCMessage *decode(grpc_byte_buffer *bb, const ProtobufCMessageDescriptor *desc)
-{
-	grpc_byte_buffer_reader r;
-	if (!grpc_byte_buffer_reader_init(&r, bb))
-		return NULL;
-	grpc_slice s = grpc_byte_buffer_reader_readall(&r);
-	grpc_byte_buffer_reader_destroy(&r);
-	ProtobufCMessage *m =
-	    protobuf_c_message_unpack(desc, NULL, GRPC_SLICE_LENGTH(s), GRPC_SLICE_START_PTR(s));
-	grpc_slice_unref(s);
-	return m;
+	return api_status_name(status);
 }
 
 static void call_free(struct rpc_call *c)
@@ -309,7 +265,7 @@ static void on_recv(struct rpc_op *op, bool ok)
 	if (!ok || !bb)
 		c->recv_eof = true;
 	if (bb) {
-		msg = decode(bb, c->m->req);
+		msg = api_decode(bb, c->m->req);
 		grpc_byte_buffer_destroy(bb);
 		if (!msg) {
 			c->recv_eof = true;
@@ -400,7 +356,7 @@ static void on_new(struct rpc_op *op, bool ok)
 			    c->m->path);
 		pthread_mutex_unlock(&c->lock);
 	} else {
-		ProtobufCMessage *req = decode(c->payload, c->m->req);
+		ProtobufCMessage *req = api_decode(c->payload, c->m->req);
 		grpc_byte_buffer_destroy(c->payload);
 		c->payload = NULL;
 		if (!req)
@@ -508,7 +464,7 @@ void rpc_reply(struct rpc_call *call, const ProtobufCMessage *resp)
 			 call->m->path);
 		return;
 	}
-	finish_v(call, RPC_OK, encode(resp), "%s", "");
+	finish_v(call, RPC_OK, api_encode(resp), "%s", "");
 }
 
 void rpc_fail(struct rpc_call *call, int status, const char *fmt, ...)
@@ -529,7 +485,7 @@ void rpc_finish(struct rpc_call *call, int status, const char *fmt, ...)
 
 int rpc_stream_send(struct rpc_call *c, const ProtobufCMessage *msg)
 {
-	grpc_byte_buffer *bb = encode(msg);
+	grpc_byte_buffer *bb = api_encode(msg);
 	int ret = 0;
 
 	pthread_mutex_lock(&c->lock);
