@@ -26,6 +26,7 @@
 
 struct cmos {
 	pthread_mutex_t lock;
+	cmos_clock_fn clock;
 	uint8_t index;
 	uint8_t ram[128];
 	int64_t offset; /* guest RTC seconds minus host UTC seconds */
@@ -34,13 +35,26 @@ struct cmos {
 	int64_t uf_time; /* RTC second at the last read of C */
 };
 
+static void cmos_realtime(struct timespec *ts)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+}
+
 static void cmos_now(const struct cmos *c, int64_t *secs, long *nsec)
 {
 	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
+	c->clock(&ts);
 	*secs = (int64_t)ts.tv_sec + c->offset;
 	if (nsec)
 		*nsec = ts.tv_nsec;
+}
+
+void cmos_set_clock(struct cmos *c, cmos_clock_fn clock)
+{
+	pthread_mutex_lock(&c->lock);
+	c->clock = clock ? clock : cmos_realtime;
+	cmos_now(c, &c->uf_time, NULL);
+	pthread_mutex_unlock(&c->lock);
 }
 
 static void cmos_tm(const struct cmos *c, struct tm *tm)
@@ -333,6 +347,7 @@ struct cmos *cmos_create(uint64_t mem_below_4g, uint64_t mem_above_4g)
 	c->ram[CMOS_STATUS_A] = A_DEFAULT;
 	c->ram[CMOS_STATUS_B] = B_DEFAULT;
 	cmos_set_memory(c, mem_below_4g, mem_above_4g);
+	c->clock = cmos_realtime;
 	cmos_now(c, &c->uf_time, NULL);
 	return c;
 }

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #define CMOS_PORT_COUNT 2
 
@@ -37,6 +38,11 @@ struct cmos;
  * mem_above_4g: bytes from 4 GiB. NULL + errno on failure. */
 struct cmos *cmos_create(uint64_t mem_below_4g, uint64_t mem_above_4g);
 void cmos_destroy(struct cmos *c);
+
+/* The clock the RTC reads (default: CLOCK_REALTIME); NULL restores it. For
+ * tests that need exact instants, such as the update-in-progress window. */
+typedef void (*cmos_clock_fn)(struct timespec *ts);
+void cmos_set_clock(struct cmos *c, cmos_clock_fn clock);
 
 /* bus_io_fn for CMOS_PORT_COUNT ports. Wider accesses act as consecutive
  * byte accesses (outw 0x70 writes index then data, as on the ISA bus);

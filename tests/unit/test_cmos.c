@@ -210,30 +210,31 @@ static void test_write_binary(void **state)
 	cmos_destroy(c);
 }
 
+static struct timespec fake_now;
+
+static void fake_clock(struct timespec *ts)
+{
+	*ts = fake_now;
+}
+
 static void test_uip_and_uf(void **state)
 {
 	(void)state;
 	struct cmos *c = cmos_create(512 * MiB, 0);
 	assert_non_null(c);
+	fake_now = (struct timespec){.tv_sec = 1700000000, .tv_nsec = 500000000};
+	cmos_set_clock(c, fake_clock);
 	(void)rd(c, CMOS_STATUS_C);
-	/* polling A sees an update in progress, which ends: the window is 244 us
-	 * each second, so a poller descheduled across one (a loaded CI host)
-	 * gets up to five more seconds */
-	struct timespec t0, t;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	bool seen = false, cleared = false;
-	long long ns;
-	do {
-		uint8_t a = rd(c, CMOS_STATUS_A);
-		if (a & 0x80)
-			seen = true;
-		else if (seen)
-			cleared = true;
-		clock_gettime(CLOCK_MONOTONIC, &t);
-		ns = (t.tv_sec - t0.tv_sec) * 1000000000LL + (t.tv_nsec - t0.tv_nsec);
-	} while (ns < 6100000000LL && !cleared);
-	assert_true(seen);
-	assert_true(cleared);
+	/* UIP is set for the last 244 us of each second, and only then */
+	assert_int_equal(rd(c, CMOS_STATUS_A) & 0x80, 0);
+	fake_now.tv_nsec = 1000000000L - 244001;
+	assert_int_equal(rd(c, CMOS_STATUS_A) & 0x80, 0);
+	fake_now.tv_nsec = 1000000000L - 244000;
+	assert_int_equal(rd(c, CMOS_STATUS_A) & 0x80, 0x80);
+	fake_now.tv_nsec = 999999999L;
+	assert_int_equal(rd(c, CMOS_STATUS_A) & 0x80, 0x80);
+	fake_now = (struct timespec){.tv_sec = 1700000001, .tv_nsec = 0};
+	assert_int_equal(rd(c, CMOS_STATUS_A) & 0x80, 0);
 	/* a second boundary passed: UF, once */
 	assert_int_equal(rd(c, CMOS_STATUS_C) & 0x10, 0x10);
 	assert_int_equal(rd(c, CMOS_STATUS_C), 0);
