@@ -3,6 +3,7 @@
 #ifndef CHV_ACPI_ACPI_H
 #define CHV_ACPI_ACPI_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -11,6 +12,17 @@
 struct acpi_serial {
 	uint16_t port; /* 0: no serial port */
 	uint8_t irq;
+};
+
+/* \_SB.PCI0, the root bridge of segment 0 over the ECAM bus range. */
+struct acpi_pci_root {
+	bool present;			 /* needs ecam_base */
+	uint64_t mem32_base, mem32_size; /* the 32-bit window, below 4 GiB, not empty */
+	uint64_t mem64_base, mem64_size; /* the 64-bit window; size 0: none */
+	/* _PRT: slot s, pin p (0..3 for INTA..INTD) -> GSI
+	 * intx_gsi_base + (s + p) % intx_gsi_count. */
+	uint32_t intx_gsi_base;
+	uint32_t intx_gsi_count; /* 1..32 */
 };
 
 struct acpi_platform {
@@ -27,6 +39,7 @@ struct acpi_platform {
 	struct acpi_serial com1;
 	uint64_t ecam_base; /* 0: no MCFG */
 	uint8_t ecam_bus_start, ecam_bus_end;
+	struct acpi_pci_root pci;
 };
 
 struct acpi_tables {

@@ -52,6 +52,26 @@ static bool ecam_valid(const struct acpi_platform *p)
 	return p->ecam_base <= UINT64_MAX - (end_bus << ECAM_BUS_SHIFT) + 1;
 }
 
+/* The root bridge decodes the ECAM bus range, so it needs one; its windows
+ * must be non-empty, must not wrap, and the 32-bit one must stay below 4 GiB. */
+static bool pci_valid(const struct acpi_platform *p)
+{
+	const struct acpi_pci_root *r = &p->pci;
+
+	if (!r->present)
+		return true;
+	if (!p->ecam_base)
+		return false;
+	if (!r->mem32_size || r->mem32_base > UINT32_MAX ||
+	    r->mem32_size > (uint64_t)UINT32_MAX + 1 - r->mem32_base)
+		return false;
+	if (r->mem64_size && r->mem64_base > UINT64_MAX - (r->mem64_size - 1))
+		return false;
+	if (r->intx_gsi_count < 1 || r->intx_gsi_count > 32)
+		return false;
+	return r->intx_gsi_base <= UINT32_MAX - (r->intx_gsi_count - 1);
+}
+
 static bool platform_valid(const struct acpi_platform *p)
 {
 	/* The MADT has 32-bit fields for both APIC addresses. */
@@ -67,7 +87,7 @@ static bool platform_valid(const struct acpi_platform *p)
 	/* COM1 decodes 8 ports. */
 	if (p->com1.port && p->com1.port > UINT16_MAX - 7)
 		return false;
-	return cpus_valid(p) && ecam_valid(p);
+	return cpus_valid(p) && ecam_valid(p) && pci_valid(p);
 }
 
 static size_t align_up(size_t v)

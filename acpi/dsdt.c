@@ -6,6 +6,9 @@
  *     Device (PWRB)  PNP0C0C control-method power button
  *     Device (CPnn)  ACPI0007, _UID = vCPU index, _STA present or not
  *     Device (MBRD)  PNP0C02 reserving the ECAM window  (when present)
+ *     Device (PCI0)  PNP0A08/PNP0A03 root bridge: _SEG/_BBN/_UID 0, _CRS
+ *                    (bus range, 0xCF8 ports, I/O above them, the memory
+ *                    windows) and _PRT (32 slots x 4 pins) (when present)
  *   }
  */
 #include <errno.h>
@@ -88,6 +91,59 @@ static void dsdt_ecam_reservation(struct aml *a, const struct acpi_platform *p)
 	aml_end(a);
 }
 
+/* Producer I/O window above the configuration ports; below them live the
+ * legacy devices the DSDT declares on their own. */
+#define PCI_IO_WINDOW_START 0x0d00
+#define PCI_CONFIG_PORT	    0x0cf8
+#define PCI_PRT_SLOTS	    32
+
+static void dsdt_pci_prt(struct aml *a, const struct acpi_pci_root *r)
+{
+	aml_name_decl(a, "_PRT");
+	aml_package_begin(a);
+	for (uint32_t slot = 0; slot < PCI_PRT_SLOTS; slot++)
+		for (uint32_t pin = 0; pin < 4; pin++) {
+			aml_package_begin(a);
+			/* Address: device in the high word, any function. */
+			aml_int(a, (uint64_t)slot << 16 | 0xffff);
+			aml_int(a, pin);
+			aml_int(a, 0); /* no link device: the next is a GSI */
+			aml_int(a, r->intx_gsi_base + (slot + pin) % r->intx_gsi_count);
+			aml_end(a);
+		}
+	aml_end(a);
+}
+
+static void dsdt_pci_root(struct aml *a, const struct acpi_platform *p)
+{
+	const struct acpi_pci_root *r = &p->pci;
+
+	aml_device_begin(a, "PCI0");
+	aml_name_decl(a, "_HID");
+	aml_eisaid(a, "PNP0A08");
+	aml_name_decl(a, "_CID");
+	aml_eisaid(a, "PNP0A03");
+	aml_name_decl(a, "_SEG");
+	aml_int(a, 0);
+	aml_name_decl(a, "_BBN");
+	aml_int(a, p->ecam_bus_start);
+	aml_name_decl(a, "_UID");
+	aml_int(a, 0);
+	aml_name_decl(a, "_CRS");
+	aml_res_begin(a);
+	aml_res_word_bus(a, p->ecam_bus_start, p->ecam_bus_end);
+	aml_res_io(a, true, PCI_CONFIG_PORT, PCI_CONFIG_PORT, 1, 8);
+	aml_res_word_io(a, PCI_IO_WINDOW_START, 0xffff);
+	aml_res_dword_mem(a, true, false, true, (uint32_t)r->mem32_base,
+			  (uint32_t)(r->mem32_base + r->mem32_size - 1));
+	if (r->mem64_size)
+		aml_res_qword_mem(a, true, false, true, r->mem64_base,
+				  r->mem64_base + r->mem64_size - 1);
+	aml_res_end(a);
+	dsdt_pci_prt(a, r);
+	aml_end(a);
+}
+
 int acpi_dsdt_write(const struct acpi_platform *p, uint8_t *t, size_t cap, size_t *len)
 {
 	struct aml a;
@@ -115,6 +171,8 @@ int acpi_dsdt_write(const struct acpi_platform *p, uint8_t *t, size_t cap, size_
 	dsdt_cpus(&a, p);
 	if (p->ecam_base)
 		dsdt_ecam_reservation(&a, p);
+	if (p->pci.present)
+		dsdt_pci_root(&a, p);
 	aml_end(&a);
 
 	ret = aml_finish(&a);

@@ -121,6 +121,17 @@ static int setup_acpi(struct vm *vm, uint64_t *rsdp, struct chv_err *err)
 	p->s5_slp_typ = ACPI_S5_SLP_TYP;
 	if (cfg->serial.mode != CONSOLE_OFF)
 		p->com1 = (struct acpi_serial){PORT_COM1, IRQ_COM1};
+	if (vm->pci) {
+		p->ecam_base = LAYOUT_ECAM_START;
+		p->ecam_bus_start = 0;
+		p->ecam_bus_end = (uint8_t)((LAYOUT_ECAM_SIZE >> 20) - 1);
+		p->pci.present = true;
+		p->pci.mem32_base = LAYOUT_MMIO32_START;
+		p->pci.mem32_size = LAYOUT_MMIO32_SIZE;
+		vm_pci_windows(vm, &p->pci.mem64_base, &p->pci.mem64_size);
+		p->pci.intx_gsi_base = VM_PCI_INTX_GSI_BASE;
+		p->pci.intx_gsi_count = VM_PCI_INTX_GSIS;
+	}
 	struct acpi_tables t;
 	r = acpi_build(p, buf, LAYOUT_ACPI_SIZE, LAYOUT_ACPI_START, &t);
 	if (r < 0) {
@@ -213,6 +224,8 @@ int vm_create(struct vm **out, const struct vm_config *cfg, struct sink *serial,
 	}
 	vm->mmio_ok = true;
 	if ((r = vm_devices_create(vm, err)) < 0)
+		goto fail;
+	if ((r = vm_pci_create(vm, err)) < 0)
 		goto fail;
 	uint64_t rsdp = 0;
 	if ((r = setup_acpi(vm, &rsdp, err)) < 0)
@@ -397,6 +410,7 @@ void vm_destroy(struct vm *vm)
 	for (uint32_t i = vm->nvcpus; i-- > 0;)
 		vcpu_teardown(&vm->vcpus[i]);
 	free(vm->vcpus);
+	vm_pci_destroy(vm);
 	vm_devices_destroy(vm);
 	if (vm->mmio_ok)
 		bus_destroy(&vm->mmio);

@@ -9,11 +9,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vm/bus.h"
 #include "vm/config.h"
 #include "vm/err.h"
 
 struct vm;
 struct sink;
+struct pci_dev;
+struct pci_msix;
+struct pci_msix_cfg;
 
 enum vm_outcome {
 	VM_OUT_NONE = 0,
@@ -63,5 +67,33 @@ void vm_destroy(struct vm *vm);
 void vm_serial_input(struct vm *vm, const uint8_t *buf, size_t n);
 
 const char *vm_outcome_name(enum vm_outcome o);
+
+/* ---- PCI functions (pci/pci.h) on the VM's root bus ---- */
+
+struct vm_pci_fn {
+	struct pci_dev *dev; /* initialised, BARs declared, not on a bus */
+	int slot;	     /* 1..31, or -1 for the first free one */
+	const char *name;    /* for messages */
+	/* Per BAR: accesses the MSI-X table and PBA do not take, with offsets
+	 * relative to the BAR (NULL: reads 0, writes ignored). */
+	bus_io_fn bar_io[6];
+	void *opaque;			 /* for bar_io */
+	const struct pci_msix_cfg *msix; /* NULL: no MSI-X */
+};
+
+/* Puts a function on the bus: MSI-X (when asked; *msix gets it, may be
+ * NULL) with one GSI and irqfd per vector, INTx wired to the swizzled IOAPIC
+ * GSI, memory BARs placed and decoding. Returns the slot, or -errno with
+ * err set. Call before the vCPUs start. The device's pci_dev_ops.bar_moved
+ * must call vm_pci_bar_moved(), which keeps the BAR's bus registration where
+ * the guest puts it. The owner destroys the device after vm_destroy(). */
+chv_must_check int vm_pci_add_device(struct vm *vm, const struct vm_pci_fn *fn,
+				     struct pci_msix **msix, struct chv_err *err);
+void vm_pci_bar_moved(struct vm *vm, struct pci_dev *dev, unsigned bar, uint64_t old_addr,
+		      uint64_t new_addr);
+/* The eventfd that raises MSI-X vector `vector` of dev (an irqfd; valid once
+ * the guest has unmasked the vector), for a device thread that bypasses
+ * pci_msix_notify. -EINVAL (no such vector), -ENOENT (not routed yet). */
+int vm_pci_msix_fd(struct vm *vm, struct pci_dev *dev, uint16_t vector);
 
 #endif

@@ -21,6 +21,8 @@ struct vcpu {
 };
 
 struct vm_devices;
+struct vm_pci;
+struct pci_bus;
 
 struct vm {
 	const struct vm_config *cfg;
@@ -33,6 +35,7 @@ struct vm {
 	bool pio_ok, mmio_ok;
 	struct sink *serial;
 	struct vm_devices *dev;
+	struct vm_pci *pci; /* pci_setup.c */
 	struct load_result boot;
 	uint32_t nvcpus;
 	struct vcpu *vcpus;
@@ -65,5 +68,22 @@ chv_must_check int vm_devices_create(struct vm *vm, struct chv_err *err);
 void vm_devices_destroy(struct vm *vm);
 /* CLOCK_MONOTONIC ns of the guest's first debug-port write; 0: none yet. */
 uint64_t vm_devices_debug_first_ns(struct vm *vm);
+
+/* pci_setup.c: the PCI root (ECAM on the MMIO bus, 0xCF8/0xCFC on the
+ * port bus), created after the buses and destroyed before them. */
+#define VM_PCI_INTX_GSI_BASE 16
+#define VM_PCI_INTX_GSIS     8
+chv_must_check int vm_pci_create(struct vm *vm, struct chv_err *err);
+/* Takes every added function off the bus (their owners destroy them after). */
+void vm_pci_destroy(struct vm *vm);
+/* The 64-bit window of this VM (size 0: none), for ACPI. */
+void vm_pci_windows(struct vm *vm, uint64_t *mem64_start, uint64_t *mem64_size);
+struct pci_bus *vm_pci_bus(struct vm *vm);
+/* The INTx swizzle (the DSDT's _PRT says the same): slot, pin 1..4 (INTA..INTD)
+ * -> GSI VM_PCI_INTX_GSI_BASE + (slot + pin - 1) % VM_PCI_INTX_GSIS. */
+uint32_t vm_pci_intx_gsi(unsigned slot, unsigned pin);
+/* The 64-bit window: from the end of RAM (above 4 GiB) rounded up to 1 GiB,
+ * to the end of the guest's physical address space; size 0 when nothing is left. */
+void vm_pci_mem64_window(uint64_t ram_size, uint32_t phys_bits, uint64_t *start, uint64_t *size);
 
 #endif

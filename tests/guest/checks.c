@@ -296,6 +296,9 @@ void checks_run(const struct options *o)
 		case CHECK_CPL3:
 			check_cpl3(o);
 			break;
+		case CHECK_PCI:
+			check_pci(o);
+			break;
 		case CHECK_COUNT:
 			break;
 		}

@@ -6,6 +6,7 @@ const char *const check_names[CHECK_COUNT] = {
     [CHECK_BOOT] = "boot",     [CHECK_CMDLINE] = "cmdline", [CHECK_MEM] = "mem",
     [CHECK_INITRD] = "initrd", [CHECK_ACPI] = "acpi",	    [CHECK_MADT] = "madt",
     [CHECK_SMP] = "smp",       [CHECK_CMOS] = "cmos",	    [CHECK_CPL3] = "cpl3",
+    [CHECK_PCI] = "pci",
 };
 
 static void add_error(struct options *o, const char *key, const char *v, size_t vlen)
@@ -72,8 +73,7 @@ static bool parse_initrd(struct options *o, const char *v, size_t n)
 
 static bool parse_action(struct options *o, const char *v, size_t n)
 {
-	static const char *const names[] = {"poweroff", "reset", "triplefault", "hang",
-					    "mmioexec"};
+	static const char *const names[] = {"poweroff", "reset", "triplefault", "hang", "mmioexec"};
 	for (unsigned i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (word_is(v, n, names[i])) {
 			o->action = (enum action)i;
@@ -97,6 +97,12 @@ static bool parse_word(struct options *o, const char *k, size_t kn, const char *
 			return false;
 		o->cpus = (uint32_t)x;
 		return (o->have_cpus = true);
+	}
+	if (word_is(k, kn, "chv.pci")) {
+		if (!parse_size(v, vn, &x) || x > 256)
+			return false;
+		o->pci_functions = (uint32_t)x;
+		return (o->have_pci = true);
 	}
 	if (word_is(k, kn, "chv.initrd"))
 		return (o->have_initrd = parse_initrd(o, v, vn));
@@ -155,5 +161,6 @@ void options_parse(const char *cmdline, struct options *o)
 	if (!o->explicit_checks) {
 		o->want[CHECK_MEM] = o->have_mem;
 		o->want[CHECK_INITRD] = o->have_initrd;
+		o->want[CHECK_PCI] = o->have_pci;
 	}
 }

@@ -172,6 +172,7 @@ enum check_id {
 	CHECK_SMP,
 	CHECK_CMOS,
 	CHECK_CPL3,
+	CHECK_PCI,
 	CHECK_COUNT
 };
 enum action { ACTION_POWEROFF, ACTION_RESET, ACTION_TRIPLEFAULT, ACTION_HANG, ACTION_MMIOEXEC };
@@ -179,7 +180,8 @@ enum action { ACTION_POWEROFF, ACTION_RESET, ACTION_TRIPLEFAULT, ACTION_HANG, AC
 struct options {
 	bool explicit_checks; /* chv.checks was given */
 	bool want[CHECK_COUNT];
-	bool have_mem, have_cpus, have_initrd;
+	bool have_mem, have_cpus, have_initrd, have_pci;
+	uint32_t pci_functions; /* chv.pci: functions expected on the first bus */
 	uint64_t mem;
 	uint32_t cpus;
 	uint64_t initrd_size;
@@ -284,5 +286,8 @@ __attribute__((noreturn)) void power_off(void);
 
 /* ---- checks.c ---- */
 void checks_run(const struct options *o);
+
+/* ---- pci.c ---- */
+void check_pci(const struct options *o);
 
 #endif

@@ -59,6 +59,19 @@ static void platform_ecam(struct acpi_platform *p)
 	p->ecam_bus_end = 255;
 }
 
+/* The VM's root bridge: ECAM, both windows, INTx on GSIs 16-23. */
+static void platform_pci(struct acpi_platform *p)
+{
+	platform_ecam(p);
+	p->pci.present = true;
+	p->pci.mem32_base = 0xc0000000;
+	p->pci.mem32_size = 0x28000000;
+	p->pci.mem64_base = 0x140000000ull;
+	p->pci.mem64_size = 0x400000000000ull - 0x140000000ull;
+	p->pci.intx_gsi_base = 16;
+	p->pci.intx_gsi_count = 8;
+}
+
 /* A parsed build: where each table sits in the buffer. */
 struct parsed {
 	size_t size;
@@ -544,7 +557,7 @@ static void test_invalid(void **state)
 
 	(void)state;
 	platform_init(&good, 2, 4);
-	platform_ecam(&good);
+	platform_pci(&good);
 	assert_int_equal(acpi_build(&good, tables, sizeof(tables), BASE, &out), 0);
 
 	assert_int_equal(acpi_build(NULL, tables, sizeof(tables), BASE, &out), -EINVAL);
@@ -578,6 +591,24 @@ static void test_invalid(void **state)
 	BAD(p.ecam_base = 0xe8080000); /* not 1 MiB aligned */
 	BAD((p.ecam_bus_start = 2, p.ecam_bus_end = 1));
 	BAD(p.ecam_base = 0xfffffffff0000000ull + 0x100000); /* window wraps */
+	BAD(p.ecam_base = 0);				     /* a root bridge needs ECAM */
+	BAD(p.pci.mem32_size = 0);
+	BAD(p.pci.mem32_base = 0x100000000ull);
+	BAD((p.pci.mem32_base = 0xf0000000, p.pci.mem32_size = 0x10000001));
+	BAD((p.pci.mem64_base = UINT64_MAX - 0xfff, p.pci.mem64_size = 0x2000));
+	BAD(p.pci.intx_gsi_count = 0);
+	BAD(p.pci.intx_gsi_count = 33);
+	BAD((p.pci.intx_gsi_base = UINT32_MAX - 2, p.pci.intx_gsi_count = 8));
+	/* Edges that are fine. */
+	p = good;
+	p.pci.mem32_base = 0xf0000000;
+	p.pci.mem32_size = 0x10000000; /* ends at 4 GiB exactly */
+	p.pci.mem64_base = UINT64_MAX - 0xfff;
+	p.pci.mem64_size = 0x1000;
+	assert_int_equal(acpi_build(&p, tables, sizeof(tables), BASE, &out), 0);
+	p.pci.present = false;
+	p.pci.mem32_size = 0; /* ignored without the root bridge */
+	assert_int_equal(acpi_build(&p, tables, sizeof(tables), BASE, &out), 0);
 #undef BAD
 
 	/* Values at the edge of each range are fine. */
@@ -590,6 +621,7 @@ static void test_invalid(void **state)
 	assert_int_equal(acpi_build(&p, tables, sizeof(tables), BASE, &out), 0);
 	/* An ECAM description is ignored when there is no ECAM. */
 	p = good;
+	p.pci.present = false;
 	p.ecam_base = 0;
 	p.ecam_bus_start = 9;
 	p.ecam_bus_end = 1;
@@ -1325,6 +1357,12 @@ static void test_iasl(void **state)
 	platform_ecam(&p);
 	check_with_iasl(&p, true);
 
+	platform_init(&p, 2, 4);
+	platform_pci(&p);
+	check_with_iasl(&p, true);
+	p.pci.mem64_size = 0;
+	check_with_iasl(&p, true);
+
 	platform_init(&p, 1, 1);
 	p.com1.port = 0;
 	check_with_iasl(&p, true);
@@ -1352,7 +1390,7 @@ static void test_acpiexec(void **state)
 		skip();
 	}
 	platform_init(&p, 2, 3);
-	platform_ecam(&p);
+	platform_pci(&p);
 	build_ok(&p, &r);
 	assert_non_null(mkdtemp(dir));
 	write_blob(dir, "dsdt.dat", tables + r.dsdt, sdt_len(tables + r.dsdt));
@@ -1363,7 +1401,10 @@ static void test_acpiexec(void **state)
 			     "evaluate \\_SB.CP01._UID; evaluate \\_SB.CP02._STA; "
 			     "evaluate \\_SB.CP02._HID; evaluate \\_SB.COM1._HID; "
 			     "evaluate \\_SB.PWRB._HID; resources \\_SB.COM1; "
-			     "resources \\_SB.MBRD\" dsdt.dat facp.dat apic.dat mcfg.dat "
+			     "resources \\_SB.MBRD; evaluate \\_SB.PCI0._HID; "
+			     "evaluate \\_SB.PCI0._CID; evaluate \\_SB.PCI0._SEG; "
+			     "evaluate \\_SB.PCI0._PRT; resources \\_SB.PCI0\" dsdt.dat facp.dat "
+			     "apic.dat mcfg.dat "
 			     "> exec.log 2>&1",
 			     dir),
 			 0);
@@ -1388,6 +1429,28 @@ static void test_acpiexec(void **state)
 	assert_contains(dir, "exec.log", "Interrupt List : 4");
 	assert_contains(dir, "exec.log", "Address : E8000000");
 	assert_contains(dir, "exec.log", "Address Length : 10000000");
+	/* PCI0: PNP0A08 / PNP0A03, and its _CRS windows. */
+	assert_contains(dir, "exec.log", "  [Integer] = 00000000080AD041");
+	assert_contains(dir, "exec.log", "  [Integer] = 00000000030AD041");
+	assert_contains(dir, "exec.log", "Address Minimum : C0000000");
+	assert_contains(dir, "exec.log", "Address Maximum : E7FFFFFF");
+	assert_contains(dir, "exec.log", "Address Minimum : 0000000140000000");
+	assert_contains(dir, "exec.log", "Address Maximum : 00003FFFFFFFFFFF");
+	assert_contains(dir, "exec.log", "Address Minimum : 0CF8");
+	assert_contains(dir, "exec.log", "Address Minimum : 0D00");
+	/* _PRT: 128 entries; slot 0 INTA -> 16, slot 31 INTD -> 16 + (31 + 3) % 8 = 18. */
+	assert_contains(dir, "exec.log", "[Package] Contains 128 Elements:");
+	assert_contains(dir, "exec.log",
+			"[Package] Contains 4 Elements:\n"
+			"      [Integer] = 000000000000FFFF\n"
+			"      [Integer] = 0000000000000000\n"
+			"      [Integer] = 0000000000000000\n"
+			"      [Integer] = 0000000000000010\n");
+	assert_contains(dir, "exec.log",
+			"      [Integer] = 00000000001FFFFF\n"
+			"      [Integer] = 0000000000000003\n"
+			"      [Integer] = 0000000000000000\n"
+			"      [Integer] = 0000000000000012\n");
 	assert_int_equal(run("rm -rf %s", dir), 0);
 }
 
