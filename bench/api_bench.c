@@ -205,6 +205,8 @@ static int phase_boot(struct bench *b, unsigned n, unsigned mib)
 	int ret = 1;
 	if (!create || !boot || !first)
 		goto out;
+	const char *gap = getenv("CHV_BENCH_GAP_MS");
+	unsigned gap_ms = gap ? (unsigned)strtoul(gap, NULL, 10) : 0;
 	/* One VM first, not counted: the daemon's and the page cache's first use. */
 	for (unsigned i = 0; i <= n; i++) {
 		char id[32];
@@ -218,6 +220,11 @@ static int phase_boot(struct bench *b, unsigned n, unsigned mib)
 		uint64_t f = r < 0 ? 0 : wait_first_io(b->ch, id);
 		if (vm_delete(b->ch, id) < 0 || !f)
 			goto out;
+		/* Optionally let the deleted VM's teardown (KVM's SRCU grace
+		 * periods) and chvd's pool refill finish before the next Create:
+		 * CHV_BENCH_GAP_MS, default 0 (back to back). */
+		if (gap_ms)
+			sleep_us(gap_ms * 1000);
 		if (f < t0) {
 			fprintf(stderr,
 				"api_bench: %s: first write %" PRIu64 " before Create %" PRIu64

@@ -33,6 +33,7 @@ struct options {
 	char runtime_dir[PATH_MAX];
 	char vmm[PATH_MAX];
 	unsigned max_vms;
+	unsigned warm_workers;
 	bool shutdown_vms_on_exit;
 	int verbosity;
 	/* --listen-tcp: NULL when not given. */
@@ -63,6 +64,8 @@ static const char usage_text[] =
 	"  --insecure              --listen-tcp without TLS or any authentication;\n"
 	"                          only on a loopback address (127.0.0.0/8, ::1, localhost)\n"
 	"  --max-vms N             VMs this daemon accepts (default 1024)\n"
+	"  --warm-workers N        idle workers kept started for the next Creates\n"
+	"                          (default 2; 0: start each worker on Create)\n"
 	"  --shutdown-vms-on-exit  stop every VM on SIGTERM (default: leave them running)\n"
 	"  -v, --verbose           more logging (repeat for debug)\n"
 	"  -h, --help  -V, --version\n";
@@ -149,6 +152,7 @@ static int parse_options(struct options *o, int argc, char **argv)
 		{"runtime-dir", required_argument, NULL, 'r'},
 		{"vmm", required_argument, NULL, 'm'},
 		{"max-vms", required_argument, NULL, 'n'},
+		{"warm-workers", required_argument, NULL, 'w'},
 		{"shutdown-vms-on-exit", no_argument, NULL, 'x'},
 		{"listen-tcp", required_argument, NULL, 't'},
 		{"tls-cert", required_argument, NULL, 'c'},
@@ -174,6 +178,7 @@ static int parse_options(struct options *o, int argc, char **argv)
 	else
 		snprintf(o->state_dir, PATH_MAX, "%s/.local/state/chvd", home ? home : "/tmp");
 	o->max_vms = 1024;
+	o->warm_workers = 2;
 	char self[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 	self[n > 0 ? n : 0] = 0;
@@ -199,6 +204,15 @@ static int parse_options(struct options *o, int argc, char **argv)
 			if (errno || *end || !optarg[0] || optarg[0] == '-' || v < 1 || v > 100000)
 				return usage_error("--max-vms: \"%s\" is not a number in 1..100000", optarg);
 			o->max_vms = (unsigned)v;
+			break;
+		}
+		case 'w': {
+			char *end;
+			errno = 0;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (errno || *end || !optarg[0] || optarg[0] == '-' || v > 64)
+				return usage_error("--warm-workers: \"%s\" is not a number in 0..64", optarg);
+			o->warm_workers = (unsigned)v;
 			break;
 		}
 		case 'x': o->shutdown_vms_on_exit = true; break;
@@ -488,7 +502,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "chvd: %s\n", err.msg);
 		return 1;
 	}
-	struct vms_config vc = {o.vmm, o.runtime_dir, o.max_vms};
+	struct vms_config vc = {o.vmm, o.runtime_dir, o.max_vms, o.warm_workers};
 	if (vms_init(&vc, &err) < 0 || pool_start(8, &err) < 0) {
 		fprintf(stderr, "chvd: %s\n", err.msg);
 		return 1;

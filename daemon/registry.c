@@ -56,6 +56,7 @@ static void vmrec_free(struct vmrec *r)
 	if (r->config)
 		protobuf_c_message_free_unpacked(&r->config->base, NULL);
 	pthread_mutex_destroy(&r->lock);
+	pthread_mutex_destroy(&r->persist_lock);
 	pthread_mutex_destroy(&r->op_lock);
 	free(r);
 }
@@ -108,6 +109,7 @@ int registry_add(const char *id, Chv__V1__VmConfig *config, unsigned max_vms, st
 	}
 	snprintf(r->id, sizeof(r->id), "%s", id);
 	pthread_mutex_init(&r->op_lock, NULL);
+	pthread_mutex_init(&r->persist_lock, NULL);
 	pthread_mutex_init(&r->lock, NULL);
 	sublist_init(&r->followers);
 	r->config = config;

@@ -19,6 +19,7 @@
 #include "daemon/rpc.h"
 #include "daemon/store.h"
 #include "daemon/wconn.h"
+#include "daemon/wpool.h"
 #include "vm/config_proto.h"
 
 #define CREATE_TIMEOUT_MS 30000
@@ -60,6 +61,9 @@ static void log_path(const char *id, char *buf, size_t len)
 
 static void persist(struct vmrec *r)
 {
+	/* Serialised per VM, and the info built inside: when the supervisor
+	 * and an operation both save, the later save holds the newer state. */
+	pthread_mutex_lock(&r->persist_lock);
 	pthread_mutex_lock(&r->lock);
 	Chv__V1__VmInfo *info = r->deleted ? NULL : vmrec_info_locked(r);
 	pthread_mutex_unlock(&r->lock);
@@ -68,6 +72,7 @@ static void persist(struct vmrec *r)
 		(void)store_save(info);
 		vminfo_free(info);
 	}
+	pthread_mutex_unlock(&r->persist_lock);
 }
 
 static Chv__V1__EventKind kind_for(Chv__V1__VmState from, Chv__V1__VmState to)
@@ -222,47 +227,99 @@ static Chv__Worker__V1__Reply *worker_call(struct vmrec *r, Chv__Worker__V1__Req
 	return reply;
 }
 
-/* Spawns a worker, connects, and has it build the VM. Caller holds op_lock. */
-static int worker_start(struct vmrec *r, struct op_result *res)
+/* A worker for r, connected: an idle one from the pool when there is one
+ * (its socket still in the pool: *pooled tells the caller to move it), else
+ * a new process. Caller holds op_lock. */
+static int worker_get(struct vmrec *r, bool use_pool, struct wconn **w, pid_t *pid, bool *pooled,
+		      struct op_result *res)
 {
 	char sock[PATH_MAX], logp[PATH_MAX];
 	sock_path(r->id, sock, sizeof(sock));
 	log_path(r->id, logp, sizeof(logp));
-	struct chv_err err = {0};
-	pid_t pid;
-	if (wconn_spawn(cfg.vmm_path, sock, logp, SPAWN_TIMEOUT_MS, &pid, &err) < 0) {
-		set_result(res, RPC_UNAVAILABLE, "VM %s: %s", r->id, err.msg);
-		return -1;
-	}
-	struct wconn *w;
 	__atomic_add_fetch(&r->refs, 1, __ATOMIC_ACQ_REL); /* the connection's */
-	if (wconn_connect(&w, sock, pid, &worker_ops, r, &err) < 0) {
+	*pooled = use_pool && wpool_take(&worker_ops, r, logp, w, pid) == 0;
+	if (*pooled)
+		return 0;
+	struct chv_err err = {0};
+	if (wconn_spawn(cfg.vmm_path, sock, logp, SPAWN_TIMEOUT_MS, pid, &err) < 0) {
 		vmrec_put(r);
-		kill(pid, SIGKILL);
 		set_result(res, RPC_UNAVAILABLE, "VM %s: %s", r->id, err.msg);
 		return -1;
 	}
-	pthread_mutex_lock(&r->lock);
-	r->worker = w;
-	r->worker_dead = false;
-	r->stopping = false;
-	Chv__V1__VmConfig *config = r->config;
-	pthread_mutex_unlock(&r->lock);
+	if (wconn_connect(w, sock, *pid, &worker_ops, r, &err) < 0) {
+		vmrec_put(r);
+		kill(*pid, SIGKILL);
+		set_result(res, RPC_UNAVAILABLE, "VM %s: %s", r->id, err.msg);
+		return -1;
+	}
+	return 0;
+}
 
-	Chv__Worker__V1__Request req = CHV__WORKER__V1__REQUEST__INIT;
-	req.op_case = CHV__WORKER__V1__REQUEST__OP_CREATE;
-	req.create = config;
-	Chv__Worker__V1__Reply *reply = worker_call(r, &req, CREATE_TIMEOUT_MS, res);
-	if (!reply) {
+/* Gets a worker and has it build the VM. With persist_meanwhile, the
+ * definition is saved (and fsynced) while the worker builds, not after.
+ * Caller holds op_lock. */
+static int worker_start(struct vmrec *r, bool persist_meanwhile, struct op_result *res)
+{
+	char sock[PATH_MAX];
+	sock_path(r->id, sock, sizeof(sock));
+	/* A pooled worker that dies before it answers is replaced once by a
+	 * new process: a pool must never be why a Create fails. */
+	for (int attempt = 0; attempt < 2; attempt++) {
+		struct wconn *w;
+		pid_t pid;
+		bool pooled;
+		if (worker_get(r, attempt == 0, &w, &pid, &pooled, res) < 0)
+			return -1;
+		pthread_mutex_lock(&r->lock);
+		r->worker = w;
+		r->worker_dead = false;
+		r->stopping = false;
+		Chv__V1__VmConfig *config = r->config;
+		pthread_mutex_unlock(&r->lock);
+
+		Chv__Worker__V1__Request req = CHV__WORKER__V1__REQUEST__INIT;
+		req.op_case = CHV__WORKER__V1__REQUEST__OP_CREATE;
+		req.create = config;
+		req.control_path = pooled ? sock : "";
+		struct wconn_call *call;
+		int e = wconn_begin(w, &req, &call);
+		if (e == 0 && persist_meanwhile) {
+			persist(r);
+			persist_meanwhile = false;
+		}
+		Chv__Worker__V1__Reply *reply = NULL;
+		if (call)
+			e = wconn_finish(w, call, &reply, CREATE_TIMEOUT_MS);
+		if (e == 0 && reply->status == 0) {
+			chv__worker__v1__reply__free_unpacked(reply, NULL);
+			if (pooled)
+				dlog(DLOG_DEBUG, r->id, "took idle worker %d", pid);
+			return 0;
+		}
+		if (e == -ETIMEDOUT)
+			set_result(res, RPC_DEADLINE_EXCEEDED,
+				   "VM %s: the worker did not answer in %d ms", r->id,
+				   CREATE_TIMEOUT_MS);
+		else if (e < 0)
+			set_result(res, RPC_UNAVAILABLE, "VM %s: its worker is gone (%s)", r->id,
+				   strerror(-e));
+		else
+			set_result(res, reply->status, "%s", reply->message);
+		if (reply)
+			chv__worker__v1__reply__free_unpacked(reply, NULL);
 		pthread_mutex_lock(&r->lock);
 		r->stopping = true;
 		pthread_mutex_unlock(&r->lock);
 		kill(pid, SIGKILL);
 		worker_drop(r, true);
-		return -1;
+		unlink(sock); /* a killed worker cannot remove it */
+		if (!pooled || e != -EPIPE)
+			return -1;
+		dlog(DLOG_WARNING, r->id, "idle worker %d died when taken; starting a new one",
+		     pid);
+		*res = (struct op_result){0};
 	}
-	chv__worker__v1__reply__free_unpacked(reply, NULL);
-	return 0;
+	return -1;
 }
 
 /* Asks the worker to stop the guest and exit; closes the connection. */
@@ -409,8 +466,7 @@ Chv__V1__VmInfo *vms_create(const char *id_in, const Chv__V1__VmConfig *config,
 	Chv__V1__VmInfo *info = NULL;
 	if (!stored) {
 		set_result(res, RPC_RESOURCE_EXHAUSTED, "out of memory");
-	} else if (worker_start(r, res) == 0) {
-		persist(r);
+	} else if (worker_start(r, true, res) == 0) {
 		publish(r->id, CHV__V1__EVENT_KIND__EVENT_KIND_CREATED,
 			CHV__V1__VM_STATE__VM_STATE_CREATED, NULL);
 		info = info_of(r, res);
@@ -420,6 +476,7 @@ Chv__V1__VmInfo *vms_create(const char *id_in, const Chv__V1__VmConfig *config,
 		r->deleted = true;
 		pthread_mutex_unlock(&r->lock);
 		registry_remove(r);
+		store_remove(r->id); /* saved while the worker was building */
 	}
 	pthread_mutex_unlock(&r->op_lock);
 	vmrec_put(r);
@@ -443,16 +500,18 @@ Chv__V1__VmInfo *vms_boot(const char *id, struct op_result *res)
 		struct op_result ignored = {0};
 		(void)worker_stop(r, true, 0, &ignored);
 	}
-	if (!worker_live(r) && worker_start(r, res) < 0)
+	if (!worker_live(r) && worker_start(r, false, res) < 0)
 		goto out;
 	Chv__Worker__V1__Request req = CHV__WORKER__V1__REQUEST__INIT;
 	req.op_case = CHV__WORKER__V1__REQUEST__OP_BOOT;
 	Chv__Worker__V1__Empty empty = CHV__WORKER__V1__EMPTY__INIT;
 	req.boot = &empty;
+	/* The state change itself arrives as the worker's notice, before this
+	 * reply and in order with later ones (a guest that powers off at once):
+	 * applying the reply's state here could undo a newer notice. */
 	Chv__Worker__V1__Reply *reply = worker_call(r, &req, OP_TIMEOUT_MS, res);
 	if (!reply)
 		goto out;
-	apply_state(r, reply->state, CHV__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED, NULL);
 	chv__worker__v1__reply__free_unpacked(reply, NULL);
 	info = info_of(r, res);
 out:
@@ -529,11 +588,7 @@ Chv__V1__VmInfo *vms_simple(const char *id, Chv__Worker__V1__Request__OpCase op,
 	Chv__Worker__V1__Reply *reply = worker_call(r, &req, OP_TIMEOUT_MS, res);
 	if (!reply)
 		goto out;
-	apply_state(r, reply->state,
-		    op == CHV__WORKER__V1__REQUEST__OP_REBOOT
-			? CHV__V1__EVENT_KIND__EVENT_KIND_REBOOTED
-			: CHV__V1__EVENT_KIND__EVENT_KIND_UNSPECIFIED,
-		    NULL);
+	/* State and event (REBOOTED too) come with the worker's notice. */
 	chv__worker__v1__reply__free_unpacked(reply, NULL);
 	info = info_of(r, res);
 out:
@@ -753,7 +808,11 @@ int vms_init(const struct vms_config *c, struct chv_err *err)
 				   c->runtime_dir);
 	if (mkdir(vms_dir, 0700) < 0 && errno != EEXIST)
 		return chv_err_set(err, -errno, "cannot create %s: %s", vms_dir, strerror(errno));
-	return wconn_supervisor_start(err);
+	int r = wconn_supervisor_start(err);
+	if (r < 0)
+		return r;
+	struct wpool_config pc = {c->vmm_path, c->runtime_dir, c->warm_workers};
+	return wpool_start(&pc, err);
 }
 
 static void restore_one(void *ctx, Chv__V1__VmInfo *info)
@@ -826,6 +885,7 @@ void vms_restore(void)
 
 void vms_shutdown_all(bool shutdown_vms)
 {
+	wpool_stop(); /* idle workers hold no VM: they go in any case */
 	struct vmrec **all;
 	unsigned n = registry_all(&all);
 	for (unsigned i = 0; i < n; i++) {

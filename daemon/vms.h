@@ -19,6 +19,7 @@ struct vms_config {
 	const char *vmm_path;	 /* the chv-vmm binary */
 	const char *runtime_dir; /* worker sockets and logs in <runtime_dir>/vms */
 	unsigned max_vms;
+	unsigned warm_workers; /* idle pre-started workers kept ready (0: none) */
 };
 
 struct op_result {

@@ -372,10 +372,33 @@ int wconn_send(struct wconn *w, Chv__Worker__V1__Request *req)
 	return r;
 }
 
-int wconn_request(struct wconn *w, Chv__Worker__V1__Request *req, Chv__Worker__V1__Reply **reply,
-		  int timeout_ms)
+struct wconn_call {
+	struct pending p;
+	int err; /* of the send */
+};
+
+int wconn_begin(struct wconn *w, Chv__Worker__V1__Request *req, struct wconn_call **call)
 {
-	struct pending p = {0};
+	struct wconn_call *c = calloc(1, sizeof(*c));
+	*call = c;
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_lock(&w->lock);
+	if (w->dead) {
+		c->err = -EPIPE;
+	} else {
+		c->p.seq = req->seq = w->next_seq++;
+		c->p.next = w->pending;
+		w->pending = &c->p;
+		c->err = send_request(w, req);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return c->err;
+}
+
+int wconn_finish(struct wconn *w, struct wconn_call *c, Chv__Worker__V1__Reply **reply,
+		 int timeout_ms)
+{
 	struct timespec dl;
 	clock_gettime(CLOCK_REALTIME, &dl);
 	dl.tv_sec += timeout_ms / 1000;
@@ -385,32 +408,50 @@ int wconn_request(struct wconn *w, Chv__Worker__V1__Request *req, Chv__Worker__V
 		dl.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&w->lock);
-	if (w->dead) {
-		pthread_mutex_unlock(&w->lock);
-		return -EPIPE;
-	}
-	p.seq = req->seq = w->next_seq++;
-	p.next = w->pending;
-	w->pending = &p;
-	int r = send_request(w, req);
-	while (r == 0 && !p.done && !w->dead)
+	int r = c->err;
+	while (r == 0 && !c->p.done && !w->dead)
 		if (pthread_cond_timedwait(&w->cond, &w->lock, &dl) == ETIMEDOUT)
 			r = -ETIMEDOUT;
-	if (r == 0 && !p.done)
+	if (r == 0 && !c->p.done)
 		r = -EPIPE;
 	for (struct pending **pp = &w->pending; *pp; pp = &(*pp)->next)
-		if (*pp == &p) {
-			*pp = p.next;
+		if (*pp == &c->p) {
+			*pp = c->p.next;
 			break;
 		}
 	pthread_mutex_unlock(&w->lock);
+	Chv__Worker__V1__Reply *got = c->p.reply;
+	free(c);
 	if (r < 0) {
-		if (p.reply)
-			chv__worker__v1__reply__free_unpacked(p.reply, NULL);
+		if (got)
+			chv__worker__v1__reply__free_unpacked(got, NULL);
 		return r;
 	}
-	*reply = p.reply;
+	*reply = got;
 	return 0;
+}
+
+int wconn_request(struct wconn *w, Chv__Worker__V1__Request *req, Chv__Worker__V1__Reply **reply,
+		  int timeout_ms)
+{
+	struct wconn_call *c;
+	int r = wconn_begin(w, req, &c);
+	if (!c)
+		return r;
+	return wconn_finish(w, c, reply, timeout_ms);
+}
+
+bool wconn_rebind(struct wconn *w, const struct wconn_ops *ops, void *ctx)
+{
+	/* Callbacks run under the dispatch lock: none is half-way through. */
+	pthread_mutex_lock(&sup.dispatch);
+	bool alive = !w->dead && !w->closing;
+	if (alive) {
+		w->ops = ops;
+		w->ctx = ctx;
+	}
+	pthread_mutex_unlock(&sup.dispatch);
+	return alive;
 }
 
 pid_t wconn_pid(const struct wconn *w)

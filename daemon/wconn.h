@@ -38,6 +38,21 @@ chv_must_check int wconn_connect(struct wconn **out, const char *sock_path, pid_
 chv_must_check int wconn_request(struct wconn *w, Chv__Worker__V1__Request *req,
 				 Chv__Worker__V1__Reply **reply, int timeout_ms);
 
+/* The same in two steps, so the caller can work while the worker does:
+ * wconn_begin sends (req->seq assigned) and returns a handle that
+ * wconn_finish, which must follow (also on the caller's error paths), waits
+ * on and frees. */
+struct wconn_call;
+chv_must_check int wconn_begin(struct wconn *w, Chv__Worker__V1__Request *req,
+			       struct wconn_call **call);
+chv_must_check int wconn_finish(struct wconn *w, struct wconn_call *call,
+				Chv__Worker__V1__Reply **reply, int timeout_ms);
+
+/* Hands the connection to another owner: from when this returns, the new
+ * ops and ctx get the callbacks (the old ones none). False when the
+ * connection has already ended (the worker died): it is not handed over. */
+bool wconn_rebind(struct wconn *w, const struct wconn_ops *ops, void *ctx);
+
 /* Sends without waiting (console input). */
 int wconn_send(struct wconn *w, Chv__Worker__V1__Request *req);
 

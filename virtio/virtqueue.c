@@ -475,24 +475,37 @@ void vq_unpop(struct vq *vq)
 	vq->last_avail_idx--;
 }
 
-int vq_push(struct vq *vq, uint16_t head, uint32_t written_len)
+int vq_push_batch(struct vq *vq, const uint16_t *heads, const uint32_t *lens, unsigned n)
 {
 	uint8_t *used, *elem;
+	uint16_t idx = vq->used_idx;
 
 	if (vq->broken)
 		return -EINVAL;
-	if (!vq->enabled || head >= vq->size || vq->used_idx == vq->last_avail_idx)
+	if (!vq->enabled || (uint16_t)(vq->last_avail_idx - vq->used_idx) < n)
 		return -ERANGE;
+	for (unsigned i = 0; i < n; i++)
+		if (heads[i] >= vq->size)
+			return -ERANGE;
 	used = used_ring(vq);
 	if (!used)
 		return -EINVAL;
-	elem = used + USED_RING_OFF + USED_ELEM_SIZE * (vq->used_idx & (vq->size - 1));
-	store32(elem, head);
-	store32(elem + 4, written_len);
-	vq->used_idx++;
-	/* Release: the element must be visible before the index that hands it over. */
+	for (unsigned i = 0; i < n; i++, idx++) {
+		elem = used + USED_RING_OFF + USED_ELEM_SIZE * (idx & (vq->size - 1));
+		store32(elem, heads[i]);
+		store32(elem + 4, lens[i]);
+	}
+	vq->used_idx = idx;
+	/* Release: the elements must be visible before the index that hands
+	 * them over, and all of them at once (a frame spread over several
+	 * buffers must never be seen half-published). */
 	store16(used + 2, vq->used_idx, __ATOMIC_RELEASE);
 	return 0;
+}
+
+int vq_push(struct vq *vq, uint16_t head, uint32_t written_len)
+{
+	return vq_push_batch(vq, &head, &written_len, 1);
 }
 
 bool vq_need_notify(struct vq *vq)

@@ -163,6 +163,11 @@ void vq_unpop(struct vq *vq);
  * 0; -EINVAL when the queue is broken or the used ring left guest memory (then
  * broken); -ERANGE for a device bug (head >= size, nothing in flight, disabled). */
 chv_must_check int vq_push(struct vq *vq, uint16_t head, uint32_t written_len);
+/* Returns n chains at once: all their used elements are written, then the
+ * used index is published once. Same errors as vq_push(); nothing is
+ * published on an error. */
+chv_must_check int vq_push_batch(struct vq *vq, const uint16_t *heads, const uint32_t *lens,
+				 unsigned n);
 
 /* After one or more vq_push(): should the driver be interrupted? Honours
  * VIRTQ_AVAIL_F_NO_INTERRUPT, or used_event with EVENT_IDX. True when in doubt

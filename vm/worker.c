@@ -79,6 +79,9 @@ struct worker {
 	dev_t sock_dev;
 	ino_t sock_ino;
 	bool sock_bound;
+	/* Where the socket is now: --control, or the path a Create moved it to
+	 * (a pre-started worker handed to a VM). */
+	char sock_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 
 	struct vm_config cfg;
 	struct sink *serial;
@@ -601,16 +604,52 @@ static void on_vm_outcome(struct worker *w)
 
 /* ---- requests ---- */
 
-static void on_create(struct worker *w, uint64_t seq, const Chv__V1__VmConfig *cfg)
+static int check_control_path(const struct sockaddr_un *sa, const char *what, struct chv_err *err);
+
+/* A pre-started worker becomes a VM's: its listening socket moves to the
+ * VM's path. rename() keeps the socket (and the controller's connection) and
+ * replaces the name atomically, so a client never finds the path missing or
+ * half-set-up. */
+static int move_socket(struct worker *w, const char *to, struct chv_err *err)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t n = strlen(to);
+	if (n >= sizeof(sa.sun_path))
+		return chv_err_set(err, -ENAMETOOLONG, "control_path: %s is longer than %zu bytes",
+				   to, sizeof(sa.sun_path) - 1);
+	if (strcmp(to, w->sock_path) == 0)
+		return 0;
+	memcpy(sa.sun_path, to, n + 1);
+	int r = check_control_path(&sa, "control_path", err);
+	if (r < 0)
+		return r;
+	if (rename(w->sock_path, to) < 0)
+		return chv_err_set(err, -errno, "control_path: cannot move %s to %s: %s",
+				   w->sock_path, to, strerror(errno));
+	log_info("worker: control socket moved from %s to %s", w->sock_path, to);
+	memcpy(w->sock_path, to, n + 1);
+	return 0;
+}
+
+static void on_create(struct worker *w, uint64_t seq, const Chv__V1__VmConfig *cfg,
+		      const char *control_path)
 {
 	struct chv_err err = {0};
 	if (w->state != CHV__V1__VM_STATE__VM_STATE_UNSPECIFIED) {
 		reply_wrong_state(w, seq);
 		return;
 	}
+	int r = control_path && control_path[0] ? move_socket(w, control_path, &err) : 0;
+	if (r < 0) {
+		log_warn("worker: %s", err.msg);
+		reply_status(w, seq,
+			     r == -EADDRINUSE ? ST_FAILED_PRECONDITION : ST_INVALID_ARGUMENT,
+			     err.msg);
+		return;
+	}
 	vm_config_free(&w->cfg);
 	vm_config_init(&w->cfg);
-	int r = vm_config_from_proto(&w->cfg, cfg, &err);
+	r = vm_config_from_proto(&w->cfg, cfg, &err);
 	if (r == 0)
 		r = vm_config_validate(&w->cfg, &err);
 	if (r < 0) {
@@ -749,7 +788,7 @@ static void on_request(struct worker *w, const Chv__Worker__V1__Request *req)
 	log_debug("worker: request %llu op %d", (unsigned long long)seq, (int)req->op_case);
 	switch (req->op_case) {
 	case CHV__WORKER__V1__REQUEST__OP_CREATE:
-		on_create(w, seq, req->create);
+		on_create(w, seq, req->create, req->control_path);
 		break;
 	case CHV__WORKER__V1__REQUEST__OP_BOOT:
 		on_boot(w, seq);
@@ -848,33 +887,32 @@ static void on_conn(struct worker *w, uint32_t events)
 
 /* A socket file left by a dead worker is replaced; a live one, or anything
  * that is not a socket, is not ours to remove. */
-static int check_control_path(const struct sockaddr_un *sa, struct chv_err *err)
+static int check_control_path(const struct sockaddr_un *sa, const char *what, struct chv_err *err)
 {
 	struct stat st;
 	if (lstat(sa->sun_path, &st) < 0) {
 		if (errno == ENOENT)
 			return 0;
-		return chv_err_set(err, -errno, "--control: %s: %s", sa->sun_path, strerror(errno));
+		return chv_err_set(err, -errno, "%s: %s: %s", what, sa->sun_path, strerror(errno));
 	}
 	if (!S_ISSOCK(st.st_mode))
 		return chv_err_set(err, -EEXIST,
-				   "--control: %s exists and is not a socket; not replacing it",
+				   "%s: %s exists and is not a socket; not replacing it", what,
 				   sa->sun_path);
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
-		return chv_err_set(err, -errno, "--control: socket: %s", strerror(errno));
+		return chv_err_set(err, -errno, "%s: socket: %s", what, strerror(errno));
 	int rc = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
 	int e = errno;
 	close(fd);
 	if (rc == 0 || e == EAGAIN || e == EINPROGRESS)
-		return chv_err_set(err, -EADDRINUSE,
-				   "--control: %s: another process is listening on it",
-				   sa->sun_path);
+		return chv_err_set(err, -EADDRINUSE, "%s: %s: another process is listening on it",
+				   what, sa->sun_path);
 	if (e != ECONNREFUSED && e != EPROTOTYPE)
-		return chv_err_set(err, -e, "--control: %s: cannot check the existing socket: %s",
+		return chv_err_set(err, -e, "%s: %s: cannot check the existing socket: %s", what,
 				   sa->sun_path, strerror(e));
 	if (unlink(sa->sun_path) < 0 && errno != ENOENT)
-		return chv_err_set(err, -errno, "--control: %s: cannot remove the stale socket: %s",
+		return chv_err_set(err, -errno, "%s: %s: cannot remove the stale socket: %s", what,
 				   sa->sun_path, strerror(errno));
 	return 0;
 }
@@ -884,7 +922,7 @@ static int listen_control(struct worker *w, struct chv_err *err)
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	const char *path = w->opts->control;
 	memcpy(sa.sun_path, path, strlen(path) + 1); /* length checked by the parser */
-	int r = check_control_path(&sa, err);
+	int r = check_control_path(&sa, "--control", err);
 	if (r < 0)
 		return r;
 	w->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
@@ -913,6 +951,7 @@ static int listen_control(struct worker *w, struct chv_err *err)
 		return chv_err_set(err, -e, "--control: %s: %s", path, strerror(e));
 	}
 	w->sock_bound = true;
+	memcpy(w->sock_path, path, strlen(path) + 1);
 	w->sock_dev = st.st_dev;
 	w->sock_ino = st.st_ino;
 	return 0;
@@ -964,9 +1003,9 @@ static void worker_teardown(struct worker *w)
 		close(w->listen_fd);
 	/* Remove the socket only if it is still the one we bound. */
 	struct stat st;
-	if (w->sock_bound && lstat(w->opts->control, &st) == 0 && st.st_dev == w->sock_dev &&
+	if (w->sock_bound && lstat(w->sock_path, &st) == 0 && st.st_dev == w->sock_dev &&
 	    st.st_ino == w->sock_ino)
-		unlink(w->opts->control);
+		unlink(w->sock_path);
 	sink_close(w->serial);
 	int fds[] = {w->ep, w->sig_fd, w->con.timer_fd, w->con.kick_fd};
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)

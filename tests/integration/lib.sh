@@ -58,7 +58,7 @@ start_chvd() {
 	mkdir -p "$T/state" "$T/run"
 	SOCK=$T/run/chvd.sock
 	export CHVD_SOCKET=$SOCK
-	"$CHVD" --listen "$SOCK" --state-dir "$T/state" --runtime-dir "$T/run" "$@" \
+	"$CHVD" -v --listen "$SOCK" --state-dir "$T/state" --runtime-dir "$T/run" "$@" \
 		>>"$T/chvd.log" 2>&1 &
 	CHVD_PID=$!
 	for _ in $(seq 200); do [ -S "$SOCK" ] && return 0; sleep 0.05; done
@@ -91,6 +91,9 @@ wait_state() {
 		sleep 0.1
 	done
 	"$CHVCTL" info "$1" || true
+	echo "--- worker log of $1:"; tail -n 30 "$T/run/vms/$1.log" 2>/dev/null || true
+	echo "--- console of $1:"; "$CHVCTL" console "$1" --no-follow 2>/dev/null | tail -n 15 || true
+	echo "--- chvd log:"; grep -- "$1" "$T/chvd.log" | tail -n 20 || true
 	fail "VM $1 did not reach $2"
 }
 

@@ -58,7 +58,8 @@ static int try_connect(const char *path)
 	int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	assert_true(fd >= 0);
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	assert_true(strlen(path) < sizeof(sa.sun_path));
+	memcpy(sa.sun_path, path, strlen(path) + 1);
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		close(fd);
 		return -1;
@@ -643,6 +644,113 @@ static void test_sigterm(void **state)
 	worker_kill(&w);
 }
 
+/* create with control_path set (a pooled worker handed to a VM). */
+static Chv__Worker__V1__Reply *create_moved(struct ctl *c, const char *to)
+{
+	Chv__V1__PayloadConfig pl = CHV__V1__PAYLOAD_CONFIG__INIT;
+	pl.kernel = guest;
+	pl.cmdline = "chv.mem=64M chv.cpus=1 chv.action=hang";
+	Chv__V1__MemoryConfig mem = CHV__V1__MEMORY_CONFIG__INIT;
+	mem.size = 64ULL << 20;
+	Chv__V1__VmConfig cfg = CHV__V1__VM_CONFIG__INIT;
+	cfg.payload = &pl;
+	cfg.memory = &mem;
+	Chv__Worker__V1__Request req = CHV__WORKER__V1__REQUEST__INIT;
+	req.op_case = CHV__WORKER__V1__REQUEST__OP_CREATE;
+	req.create = &cfg;
+	req.control_path = (char *)to;
+	return ctl_call(c, &req, 20000);
+}
+
+static void expect_create_refused(struct ctl *c, const char *to, int status, const char *msg)
+{
+	Chv__Worker__V1__Reply *r = create_moved(c, to);
+	if (r->status != status || !strstr(r->message, msg))
+		fail_msg("create to %s: status %d \"%s\", expected %d with \"%s\"", to, r->status,
+			 r->message, status, msg);
+	assert_int_equal(r->state, CHV__V1__VM_STATE__VM_STATE_UNSPECIFIED);
+	chv__worker__v1__reply__free_unpacked(r, NULL);
+}
+
+/* A pre-started worker moves its socket on create: refused onto a live
+ * socket, a non-socket or an over-long path (it stays where it was and can
+ * still be created); moved atomically otherwise (the connection stays, a
+ * new controller finds it at the new path, and the new path is what it
+ * removes at exit). */
+static void test_control_path_move(void **state)
+{
+	(void)state;
+	need_all();
+	struct worker w, busy;
+	struct ctl c = {.fd = -1}, c2 = {.fd = -1};
+	worker_start(&w, "pool0");
+	worker_start(&busy, "busy");
+	ctl_open(&c, &w);
+	struct stat before, st;
+	assert_int_equal(lstat(w.sock, &before), 0);
+
+	expect_create_refused(&c, busy.sock, ST_FAILED_PRECONDITION,
+			      "another process is listening");
+	char file[300], long_path[400], moved[300];
+	snprintf(file, sizeof(file), "%s/plain-file", dir);
+	int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "x", 1), 1);
+	close(fd);
+	expect_create_refused(&c, file, ST_INVALID_ARGUMENT, "is not a socket");
+	assert_int_equal(lstat(file, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	memset(long_path, 'a', sizeof(long_path) - 1);
+	long_path[0] = '/';
+	long_path[sizeof(long_path) - 1] = 0;
+	expect_create_refused(&c, long_path, ST_INVALID_ARGUMENT, "control_path");
+	assert_int_equal(lstat(w.sock, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+
+	/* A stale socket at the target is replaced. */
+	snprintf(moved, sizeof(moved), "%s/vm-moved.sock", dir);
+	int stale = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	assert_true(strlen(moved) < sizeof(sa.sun_path));
+	memcpy(sa.sun_path, moved, strlen(moved) + 1);
+	assert_int_equal(bind(stale, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(stale);
+	Chv__Worker__V1__Reply *r = create_moved(&c, moved);
+	if (r->status != ST_OK)
+		fail_msg("create: status %d: %s", r->status, r->message);
+	assert_int_equal(r->state, S_CREATED);
+	chv__worker__v1__reply__free_unpacked(r, NULL);
+	assert_int_equal(lstat(w.sock, &st), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(lstat(moved, &st), 0);
+	assert_int_equal(st.st_ino, before.st_ino);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	expect_op(&c, CHV__WORKER__V1__REQUEST__OP_BOOT, ST_OK, S_RUNNING);
+
+	/* A second create, moved or not, is refused: the socket stays. */
+	char again[300];
+	snprintf(again, sizeof(again), "%s/again.sock", dir);
+	r = create_moved(&c, again);
+	assert_int_equal(r->status, ST_FAILED_PRECONDITION);
+	chv__worker__v1__reply__free_unpacked(r, NULL);
+	assert_int_equal(lstat(again, &st), -1);
+
+	snprintf(w.sock, sizeof(w.sock), "%s", moved);
+	ctl_open(&c2, &w); /* re-adoption finds it at its new path */
+	expect_op(&c2, CHV__WORKER__V1__REQUEST__OP_INFO, ST_OK, S_RUNNING);
+	shutdown_req(&c2, true, 0, 10000);
+	expect_gone(&w);
+	ctl_free(&c);
+	ctl_free(&c2);
+	worker_kill(&w);
+	ctl_open(&c, &busy);
+	shutdown_req(&c, true, 0, 10000);
+	expect_gone(&busy);
+	ctl_free(&c);
+	worker_kill(&busy);
+	unlink(file);
+}
+
 /* A guest reset rebuilds the VM: a REBOOTED notice, still Running. */
 static void test_guest_reset(void **state)
 {
@@ -762,6 +870,7 @@ int main(void)
 	    cmocka_unit_test(test_errors_and_garbage),
 	    cmocka_unit_test(test_sigterm),
 	    cmocka_unit_test(test_guest_reset),
+	    cmocka_unit_test(test_control_path_move),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
