@@ -374,7 +374,8 @@ void virtio_pci_bar_io(void *opaque, uint64_t offset, uint8_t *data, uint32_t le
 		memset(data, 0, len);
 	if (len == 0 || len > 8 || !in_region(offset, len, 0, VIRTIO_PCI_BAR_SIZE))
 		return;
-	if (vp->msix && pci_msix_bar_io(vp->msix, VIRTIO_PCI_BAR, offset, data, len, is_write))
+	struct pci_msix *msix = __atomic_load_n(&vp->msix, __ATOMIC_ACQUIRE);
+	if (msix && pci_msix_bar_io(msix, VIRTIO_PCI_BAR, offset, data, len, is_write))
 		return;
 	pci_dev_lock(&vp->pci);
 	if (in_region(offset, len, VIRTIO_PCI_COMMON_OFF, VIRTIO_PCI_COMMON_LEN))
@@ -424,12 +425,13 @@ static void vp_signal(void *ctx, enum virtio_irq kind, uint16_t q)
 		vector = __atomic_load_n(&vp->msix_config, __ATOMIC_RELAXED);
 	}
 	uint8_t bit = kind == VIRTIO_IRQ_QUEUE ? VIRTIO_PCI_ISR_QUEUE : VIRTIO_PCI_ISR_CONFIG;
-	if (pci_msix_enabled(vp->msix)) {
+	struct pci_msix *msix = __atomic_load_n(&vp->msix, __ATOMIC_ACQUIRE);
+	if (msix && pci_msix_enabled(msix)) {
 		if (kind == VIRTIO_IRQ_CONFIG)
 			__atomic_fetch_or(&vp->isr, bit, __ATOMIC_RELAXED);
 		if (vector == VIRTIO_MSI_NO_VECTOR)
 			return;
-		if (pci_msix_notify(vp->msix, vector) != PCI_MSIX_DISABLED)
+		if (pci_msix_notify(msix, vector) != PCI_MSIX_DISABLED)
 			return;
 	}
 	pci_dev_lock(&vp->pci);
@@ -560,6 +562,24 @@ static int add_caps(struct virtio_pci *vp, struct chv_err *err)
 	return 0;
 }
 
+void virtio_pci_msix_cfg(const struct virtio_pci *vp, struct pci_msix_cfg *out)
+{
+	*out = (struct pci_msix_cfg){
+	    .nvec = vp->nvec,
+	    .table_bar = VIRTIO_PCI_BAR,
+	    .table_off = VIRTIO_PCI_MSIX_TABLE_OFF,
+	    .pba_bar = VIRTIO_PCI_BAR,
+	    .pba_off = VIRTIO_PCI_MSIX_PBA_OFF,
+	};
+}
+
+void virtio_pci_set_msix(struct virtio_pci *vp, struct pci_msix *msix)
+{
+	pci_dev_lock(&vp->pci);
+	__atomic_store_n(&vp->msix, msix, __ATOMIC_RELEASE);
+	pci_dev_unlock(&vp->pci);
+}
+
 int virtio_pci_init(struct virtio_pci *vp, struct virtio_dev *vdev,
 		    const struct virtio_pci_host *host, struct chv_err *err)
 {
@@ -598,17 +618,14 @@ int virtio_pci_init(struct virtio_pci *vp, struct virtio_dev *vdev,
 	rc = add_caps(vp, err);
 	if (rc)
 		return rc;
-	const struct pci_msix_cfg mcfg = {
-	    .nvec = vp->nvec,
-	    .table_bar = VIRTIO_PCI_BAR,
-	    .table_off = VIRTIO_PCI_MSIX_TABLE_OFF,
-	    .pba_bar = VIRTIO_PCI_BAR,
-	    .pba_off = VIRTIO_PCI_MSIX_PBA_OFF,
-	};
-	rc =
-	    pci_msix_init(&vp->pci, &mcfg, vp->host.msix_ops, vp->host.msix_opaque, &vp->msix, err);
-	if (rc)
-		return rc;
+	if (!vp->host.msix_external) {
+		struct pci_msix_cfg mcfg;
+		virtio_pci_msix_cfg(vp, &mcfg);
+		rc = pci_msix_init(&vp->pci, &mcfg, vp->host.msix_ops, vp->host.msix_opaque,
+				   &vp->msix, err);
+		if (rc)
+			return rc;
+	}
 	regs_reset(vp);
 	const struct virtio_transport t = {.signal = vp_signal, .ctx = vp};
 	virtio_dev_set_transport(vdev, &t);

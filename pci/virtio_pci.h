@@ -103,6 +103,11 @@ struct virtio_pci_host {
 	/* MSI-X vectors: 0 for one per queue plus one for configuration
 	 * changes. */
 	uint16_t nvec;
+	/* The owner adds the MSI-X capability itself (msix_ops unused): it
+	 * builds it from virtio_pci_msix_cfg() (vm_pci_add_device() does, with
+	 * the VM's GSI routing and irqfds) and hands it over with
+	 * virtio_pci_set_msix() before the guest runs. */
+	bool msix_external;
 };
 
 struct virtio_pci {
@@ -129,6 +134,12 @@ struct virtio_pci {
 chv_must_check int virtio_pci_init(struct virtio_pci *vp, struct virtio_dev *vdev,
 				   const struct virtio_pci_host *host, struct chv_err *err);
 void virtio_pci_destroy(struct virtio_pci *vp);
+
+/* Where the MSI-X table and PBA lie, for an owner with msix_external. */
+void virtio_pci_msix_cfg(const struct virtio_pci *vp, struct pci_msix_cfg *out);
+/* The MSI-X built from that configuration; interrupts go through it from
+ * then on (until then, and while it is disabled, INTx). */
+void virtio_pci_set_msix(struct virtio_pci *vp, struct pci_msix *msix);
 
 /* bus_io_fn for the BAR (opaque: the struct virtio_pci), offset from its
  * start, any width 1..8. */

@@ -109,6 +109,12 @@ void virtio_signal_queue(struct virtio_dev *d, uint16_t q)
 	raise_irq(d, VIRTIO_IRQ_QUEUE, q);
 }
 
+void virtio_raise_queue(struct virtio_dev *d, uint16_t q)
+{
+	if (q < d->num_queues)
+		raise_irq(d, VIRTIO_IRQ_QUEUE, q);
+}
+
 void virtio_signal_config(struct virtio_dev *d)
 {
 	__atomic_add_fetch(&d->config_generation, 1, __ATOMIC_RELEASE);

@@ -148,6 +148,10 @@ void virtio_dev_kick(struct virtio_dev *d, uint16_t q);
 
 /* After pushing to queue q: interrupts the driver when the ring asks for it. */
 void virtio_signal_queue(struct virtio_dev *d, uint16_t q);
+/* Interrupts the driver for queue q unconditionally: for a device that asked
+ * vq_need_notify() itself under its own queue lock (completion threads), and
+ * raises the interrupt after dropping that lock. */
+void virtio_raise_queue(struct virtio_dev *d, uint16_t q);
 /* The device configuration changed: bumps config_generation and interrupts. */
 void virtio_signal_config(struct virtio_dev *d);
 /* The device cannot go on: sets DEVICE_NEEDS_RESET, logs why (once until the

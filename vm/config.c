@@ -58,6 +58,7 @@ void vm_config_free(struct vm_config *c)
 	free_str(&c->payload.cmdline);
 	free_str(&c->serial.path);
 	free_str(&c->console.path);
+	free_str(&c->rng.src);
 	free_str(&c->log_file);
 	free_str(&c->hypervisor);
 }
@@ -266,6 +267,22 @@ int vm_config_parse_console(struct console_config *cc, const char *opt, const ch
 			   opt, v);
 }
 
+static const char *const rng_keys[] = {"src", NULL};
+
+int vm_config_parse_rng(struct vm_config *c, const char *v, struct chv_err *err)
+{
+	struct optparse_kv kv;
+	int rc = optparse_kv_split(&kv, "--rng", v, rng_keys, err);
+	const char *src = kv.val[0];
+	if (!rc && (!src || !*src))
+		rc = chv_err_set(err, -EINVAL, "--rng: src= needs a path (default %s)",
+				 VM_CONFIG_RNG_DEFAULT_SRC);
+	if (!rc)
+		rc = set_str(&c->rng.src, "--rng", src, err);
+	optparse_kv_free(&kv);
+	return rc;
+}
+
 static int parse_seccomp(struct vm_config *c, const char *v, struct chv_err *err)
 {
 	bool b;
@@ -303,6 +320,7 @@ enum opt_id {
 	OPT_MEMORY,
 	OPT_SERIAL,
 	OPT_CONSOLE,
+	OPT_RNG,
 	OPT_VERBOSE,
 	OPT_LOG_FILE,
 	OPT_SECCOMP,
@@ -320,13 +338,21 @@ struct opt_desc {
 };
 
 static const struct opt_desc opts[OPT__COUNT] = {
-    [OPT_KERNEL] = {"kernel", 0, true},	       [OPT_INITRAMFS] = {"initramfs", 0, true},
-    [OPT_CMDLINE] = {"cmdline", 0, true},      [OPT_CPUS] = {"cpus", 0, true},
-    [OPT_MEMORY] = {"memory", 0, true},	       [OPT_SERIAL] = {"serial", 0, true},
-    [OPT_CONSOLE] = {"console", 0, true},      [OPT_VERBOSE] = {"verbose", 'v', false},
-    [OPT_LOG_FILE] = {"log-file", 0, true},    [OPT_SECCOMP] = {"seccomp", 0, true},
-    [OPT_NO_REBOOT] = {"no-reboot", 0, false}, [OPT_HYPERVISOR] = {"hypervisor", 0, true},
-    [OPT_HELP] = {"help", 'h', false},	       [OPT_VERSION] = {"version", 'V', false},
+    [OPT_KERNEL] = {"kernel", 0, true},
+    [OPT_INITRAMFS] = {"initramfs", 0, true},
+    [OPT_CMDLINE] = {"cmdline", 0, true},
+    [OPT_CPUS] = {"cpus", 0, true},
+    [OPT_MEMORY] = {"memory", 0, true},
+    [OPT_SERIAL] = {"serial", 0, true},
+    [OPT_CONSOLE] = {"console", 0, true},
+    [OPT_VERBOSE] = {"verbose", 'v', false},
+    [OPT_LOG_FILE] = {"log-file", 0, true},
+    [OPT_SECCOMP] = {"seccomp", 0, true},
+    [OPT_NO_REBOOT] = {"no-reboot", 0, false},
+    [OPT_HYPERVISOR] = {"hypervisor", 0, true},
+    [OPT_HELP] = {"help", 'h', false},
+    [OPT_VERSION] = {"version", 'V', false},
+    [OPT_RNG] = {"rng", 0, true},
 };
 
 static int apply(struct vm_config *c, enum opt_id id, const char *v, struct chv_err *err)
@@ -347,6 +373,8 @@ static int apply(struct vm_config *c, enum opt_id id, const char *v, struct chv_
 		return vm_config_parse_console(&c->serial, "--serial", v, err);
 	case OPT_CONSOLE:
 		return vm_config_parse_console(&c->console, "--console", v, err);
+	case OPT_RNG:
+		return vm_config_parse_rng(c, v, err);
 	case OPT_LOG_FILE:
 		return parse_path(&c->log_file, "--log-file", v, err);
 	case OPT_SECCOMP:
@@ -482,6 +510,27 @@ static int check_file(const char *opt, const char *path, struct chv_err *err)
 	return 0;
 }
 
+/* The entropy source must be there and readable now, and something that
+ * streams bytes: a character device (/dev/urandom, /dev/hwrng) or a file. */
+static int check_rng(const struct vm_config *c, struct chv_err *err)
+{
+	const char *src = c->rng.src ? c->rng.src : VM_CONFIG_RNG_DEFAULT_SRC;
+	if (!*src)
+		return chv_err_set(err, -EINVAL, "--rng: src= needs a path");
+	int fd = open(src, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return chv_err_set(err, -errno, "--rng: src=%s: %s", src, strerror(errno));
+	struct stat st;
+	int rc = fstat(fd, &st) ? -errno : 0;
+	close(fd);
+	if (rc)
+		return chv_err_set(err, rc, "--rng: src=%s: %s", src, strerror(-rc));
+	if (!S_ISCHR(st.st_mode) && !S_ISREG(st.st_mode))
+		return chv_err_set(
+		    err, -EINVAL, "--rng: src=%s is not a character device or a regular file", src);
+	return 0;
+}
+
 static int check_cpus(const struct vm_config *c, struct chv_err *err)
 {
 	const struct cpu_topology *t = &c->cpus.topology;
@@ -588,7 +637,7 @@ int vm_config_validate(const struct vm_config *c, struct chv_err *err)
 		return rc;
 	if (c->payload.initramfs && (rc = check_file("--initramfs", c->payload.initramfs, err)))
 		return rc;
-	return 0;
+	return check_rng(c, err);
 }
 
 const char *vm_config_usage(void)
@@ -623,6 +672,9 @@ const char *vm_config_usage(void)
 	       "                         output dropped)\n"
 	       "  --console off|null|tty|file=PATH|socket=PATH\n"
 	       "                       virtio-console (default off; only off for now)\n"
+	       "  --rng src=PATH       virtio-rng, always present: where its entropy comes\n"
+	       "                         from, a character device or file (default\n"
+	       "                         /dev/urandom)\n"
 	       "\n"
 	       "Process:\n"
 	       "  -v, --verbose        more log output: -v info, -vv debug, -vvv trace\n"

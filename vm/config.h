@@ -33,6 +33,12 @@ struct console_config {
 	char *path; /* FILE and SOCKET */
 };
 
+/* virtio-rng, always present (as Cloud Hypervisor's). */
+struct rng_config {
+	char *src; /* NULL: VM_CONFIG_RNG_DEFAULT_SRC */
+};
+#define VM_CONFIG_RNG_DEFAULT_SRC "/dev/urandom"
+
 struct vm_config {
 	struct {
 		char *kernel;
@@ -53,6 +59,7 @@ struct vm_config {
 	} memory;
 	struct console_config serial;
 	struct console_config console;
+	struct rng_config rng;
 	enum seccomp_mode seccomp;
 	int verbosity; /* 0 warn, 1 info, 2 debug, 3 trace */
 	char *log_file;
@@ -87,11 +94,14 @@ chv_must_check int vm_config_parse_cpus(struct vm_config *c, const char *v, stru
 chv_must_check int vm_config_parse_memory(struct vm_config *c, const char *v, struct chv_err *err);
 chv_must_check int vm_config_parse_console(struct console_config *cc, const char *opt,
 					   const char *v, struct chv_err *err);
+/* --rng src=PATH. */
+chv_must_check int vm_config_parse_rng(struct vm_config *c, const char *v, struct chv_err *err);
 /* "512M", "1G", "4096", "2T": bytes, or -EINVAL. */
 chv_must_check int vm_config_parse_size(const char *v, uint64_t *out);
 
 /* Cross-field checks (payload present, boot <= max, topology product == max,
- * memory size bounds, paths given for file/socket modes ...). */
+ * memory size bounds, paths given for file/socket modes, the rng source a
+ * readable character device or regular file ...). */
 chv_must_check int vm_config_validate(const struct vm_config *c, struct chv_err *err);
 
 /* The usage text for --help. */

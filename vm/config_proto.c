@@ -236,6 +236,17 @@ static int console_from(struct console_config *cc, const char *name, enum consol
 	return 0;
 }
 
+/* The device is always there; src "" (or no message) is /dev/urandom.
+ * Whether the path is usable is vm_config_validate()'s to say. */
+static int rng_from(struct vm_config *c, const Chv__V1__RngConfig *p, struct chv_err *err)
+{
+	if (p && str_set(p->src))
+		return dup_str(&c->rng.src, "config.rng.src", p->src, err);
+	free(c->rng.src);
+	c->rng.src = NULL;
+	return 0;
+}
+
 /* Devices that the VM core cannot build yet: refuse rather than ignore. */
 static int unsupported_from(const Chv__V1__VmConfig *p, struct chv_err *err)
 {
@@ -254,8 +265,6 @@ static int unsupported_from(const Chv__V1__VmConfig *p, struct chv_err *err)
 	if (p->balloon &&
 	    (p->balloon->size || p->balloon->deflate_on_oom || p->balloon->free_page_reporting))
 		return not_supported("config.balloon", err);
-	if (p->rng && str_set(p->rng->src))
-		return not_supported("config.rng.src", err);
 	if (p->platform) {
 		const Chv__V1__PlatformConfig *pl = p->platform;
 		if (pl->num_pci_segments > 1)
@@ -288,6 +297,8 @@ int vm_config_from_proto(struct vm_config *c, const Chv__V1__VmConfig *p, struct
 				   "config.console.mode: %s is not supported yet (virtio-console; "
 				   "use OFF)",
 				   mode_name(p->console->mode));
+	if ((r = rng_from(c, p->rng, err)))
+		return r;
 	return unsupported_from(p, err);
 }
 
@@ -381,6 +392,12 @@ int vm_config_to_proto(const struct vm_config *c, Chv__V1__VmConfig **out)
 	}
 	p->serial = console_to(&c->serial, &oom);
 	p->console = console_to(&c->console, &oom);
+	if ((p->rng = malloc(sizeof(*p->rng)))) {
+		chv__v1__rng_config__init(p->rng);
+		p->rng->src = own_str(c->rng.src, &oom);
+	} else {
+		oom = true;
+	}
 	if (oom) {
 		vm_config_proto_free(p);
 		return -ENOMEM;

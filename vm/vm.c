@@ -227,6 +227,8 @@ int vm_create(struct vm **out, const struct vm_config *cfg, struct sink *serial,
 		goto fail;
 	if ((r = vm_pci_create(vm, err)) < 0)
 		goto fail;
+	if ((r = vm_virtio_create(vm, err)) < 0)
+		goto fail;
 	uint64_t rsdp = 0;
 	if ((r = setup_acpi(vm, &rsdp, err)) < 0)
 		goto fail;
@@ -396,6 +398,7 @@ void vm_counters(struct vm *vm, vm_counter_fn fn, void *ctx)
 	/* A timestamp, not a count: lets a client measure start-up to the
 	 * guest's first instruction against its own clock (bench/api_bench). */
 	fn(ctx, "debug.first_io_monotonic_ns", vm_devices_debug_first_ns(vm));
+	vm_virtio_counters(vm, fn, ctx);
 }
 
 void vm_destroy(struct vm *vm)
@@ -410,7 +413,10 @@ void vm_destroy(struct vm *vm)
 	for (uint32_t i = vm->nvcpus; i-- > 0;)
 		vcpu_teardown(&vm->vcpus[i]);
 	free(vm->vcpus);
+	/* No kick may reach a device while its function leaves the bus. */
+	vm_virtio_stop(vm);
 	vm_pci_destroy(vm);
+	vm_virtio_destroy(vm);
 	vm_devices_destroy(vm);
 	if (vm->mmio_ok)
 		bus_destroy(&vm->mmio);

@@ -53,7 +53,9 @@ chv_must_check int vm_resume(struct vm *vm);
 /* Calls fn for each counter of this VM instance: "exits.<kind>" (summed over
  * the vCPUs), "serial.tx_bytes" (of the serial sink, which outlives
  * reboots) and "debug.first_io_monotonic_ns" (CLOCK_MONOTONIC of the guest's
- * first debug-port write, 0 before it). Any thread; values are read without
+ * first debug-port write, 0 before it) and, per virtio device,
+ * "virtio.<dev>.requests", ".bytes", ".errors" and ".notifications" (queue
+ * kicks through ioeventfd; e.g. "virtio.rng.requests"). Any thread; values are read without
  * stopping the vCPUs. */
 typedef void (*vm_counter_fn)(void *ctx, const char *name, uint64_t value);
 void vm_counters(struct vm *vm, vm_counter_fn fn, void *ctx);

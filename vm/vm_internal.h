@@ -22,6 +22,7 @@ struct vcpu {
 
 struct vm_devices;
 struct vm_pci;
+struct vm_virtio;
 struct pci_bus;
 
 struct vm {
@@ -35,7 +36,8 @@ struct vm {
 	bool pio_ok, mmio_ok;
 	struct sink *serial;
 	struct vm_devices *dev;
-	struct vm_pci *pci; /* pci_setup.c */
+	struct vm_pci *pci;	  /* pci_setup.c */
+	struct vm_virtio *virtio; /* virtio_devices.c */
 	struct load_result boot;
 	uint32_t nvcpus;
 	struct vcpu *vcpus;
@@ -85,5 +87,16 @@ uint32_t vm_pci_intx_gsi(unsigned slot, unsigned pin);
 /* The 64-bit window: from the end of RAM (above 4 GiB) rounded up to 1 GiB,
  * to the end of the guest's physical address space; size 0 when nothing is left. */
 void vm_pci_mem64_window(uint64_t ram_size, uint32_t phys_bits, uint64_t *start, uint64_t *size);
+
+/* virtio_devices.c: the virtio-pci functions (virtio-rng always, at
+ * VM_PCI_SLOT_RNG) and the device thread serving their queue ioeventfds.
+ * Created after the PCI root; vm_virtio_stop() once the vCPUs are gone,
+ * then vm_pci_destroy(), then vm_virtio_destroy() (which also stops). */
+#define VM_PCI_SLOT_RNG 1
+chv_must_check int vm_virtio_create(struct vm *vm, struct chv_err *err);
+void vm_virtio_stop(struct vm *vm);
+void vm_virtio_destroy(struct vm *vm);
+/* "virtio.<dev>.requests", ".bytes", ".errors", ".notifications". */
+void vm_virtio_counters(struct vm *vm, vm_counter_fn fn, void *ctx);
 
 #endif

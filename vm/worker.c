@@ -403,23 +403,22 @@ struct counter_set {
 	unsigned n;
 };
 
-/* The sink's byte count lives beyond one VM instance: taken from the sink. */
+/* What a VM instance counts (exits, device requests) adds up across the
+ * instances a reboot or power-off creates; its instant values (debug.*)
+ * describe one instance and are never carried over. The sink's byte count
+ * lives beyond one instance: taken from the sink. */
 static void counter_collect(void *ctx, const char *name, uint64_t v)
 {
 	struct counter_set *s = ctx;
-	if (strncmp(name, "exits.", 6) == 0)
+	if (strncmp(name, "debug.", 6) != 0)
 		counter_add(s->c, &s->n, name, v);
 }
 
-/* The live instance's view: its exits plus its instant values (debug.*),
- * which describe this instance only and are never carried over a rebuild. */
+/* The live instance's view: everything it reports. */
 static void counter_collect_live(void *ctx, const char *name, uint64_t v)
 {
 	struct counter_set *s = ctx;
-	if (strncmp(name, "debug.", 6) == 0)
-		counter_add(s->c, &s->n, name, v);
-	else
-		counter_collect(ctx, name, v);
+	counter_add(s->c, &s->n, name, v);
 }
 
 /* ---- the VM instance ---- */

@@ -299,6 +299,9 @@ void checks_run(const struct options *o)
 		case CHECK_PCI:
 			check_pci(o);
 			break;
+		case CHECK_RNG:
+			check_rng();
+			break;
 		case CHECK_COUNT:
 			break;
 		}

@@ -6,7 +6,7 @@ const char *const check_names[CHECK_COUNT] = {
     [CHECK_BOOT] = "boot",     [CHECK_CMDLINE] = "cmdline", [CHECK_MEM] = "mem",
     [CHECK_INITRD] = "initrd", [CHECK_ACPI] = "acpi",	    [CHECK_MADT] = "madt",
     [CHECK_SMP] = "smp",       [CHECK_CMOS] = "cmos",	    [CHECK_CPL3] = "cpl3",
-    [CHECK_PCI] = "pci",
+    [CHECK_PCI] = "pci",       [CHECK_RNG] = "rng",
 };
 
 static void add_error(struct options *o, const char *key, const char *v, size_t vlen)
@@ -104,6 +104,12 @@ static bool parse_word(struct options *o, const char *k, size_t kn, const char *
 		o->pci_functions = (uint32_t)x;
 		return (o->have_pci = true);
 	}
+	if (word_is(k, kn, "chv.rng")) {
+		if (!parse_size(v, vn, &x) || x > 1)
+			return false;
+		o->have_rng = x == 1;
+		return true;
+	}
 	if (word_is(k, kn, "chv.initrd"))
 		return (o->have_initrd = parse_initrd(o, v, vn));
 	if (word_is(k, kn, "chv.action"))
@@ -162,5 +168,6 @@ void options_parse(const char *cmdline, struct options *o)
 		o->want[CHECK_MEM] = o->have_mem;
 		o->want[CHECK_INITRD] = o->have_initrd;
 		o->want[CHECK_PCI] = o->have_pci;
+		o->want[CHECK_RNG] = o->have_rng;
 	}
 }

@@ -173,6 +173,7 @@ enum check_id {
 	CHECK_CMOS,
 	CHECK_CPL3,
 	CHECK_PCI,
+	CHECK_RNG,
 	CHECK_COUNT
 };
 enum action { ACTION_POWEROFF, ACTION_RESET, ACTION_TRIPLEFAULT, ACTION_HANG, ACTION_MMIOEXEC };
@@ -180,7 +181,7 @@ enum action { ACTION_POWEROFF, ACTION_RESET, ACTION_TRIPLEFAULT, ACTION_HANG, AC
 struct options {
 	bool explicit_checks; /* chv.checks was given */
 	bool want[CHECK_COUNT];
-	bool have_mem, have_cpus, have_initrd, have_pci;
+	bool have_mem, have_cpus, have_initrd, have_pci, have_rng;
 	uint32_t pci_functions; /* chv.pci: functions expected on the first bus */
 	uint64_t mem;
 	uint32_t cpus;
@@ -288,6 +289,90 @@ __attribute__((noreturn)) void power_off(void);
 void checks_run(const struct options *o);
 
 /* ---- pci.c ---- */
+struct pci_fn {
+	uint8_t bus, dev, fn;
+	uint16_t vendor, device;
+};
+/* ECAM (MCFG), the 32-bit window (DSDT) and the BAR allocator, once; false
+ * with why set when there is no usable ECAM. */
+bool pci_init(char *why, size_t cap);
+/* The first function on the bus with this vendor and one of these ids. */
+bool pci_find(uint16_t vendor, const uint16_t *devices, unsigned ndevices, struct pci_fn *out);
+uint32_t pci_cfg_read32(const struct pci_fn *f, unsigned off);
+void pci_cfg_write32(const struct pci_fn *f, unsigned off, uint32_t v);
+uint16_t pci_cfg_read16(const struct pci_fn *f, unsigned off);
+uint8_t pci_cfg_read8(const struct pci_fn *f, unsigned off);
+/* Sizes memory BAR i, places it below 4 GiB when it is unassigned or above
+ * (only the low 4 GiB are mapped), and turns on memory decoding and bus
+ * mastering. */
+bool pci_bar_map(const struct pci_fn *f, unsigned i, uint64_t *pa, uint64_t *len, char *why,
+		 size_t cap);
 void check_pci(const struct options *o);
+
+/* ---- virtio.c: virtio-pci modern driver core (virtio 1.x, 4.1) ---- */
+#define VIRTIO_VENDOR		  0x1af4
+#define VIRTIO_F_VERSION_1	  32
+#define VIRTIO_STATUS_ACKNOWLEDGE 0x01
+#define VIRTIO_STATUS_DRIVER	  0x02
+#define VIRTIO_STATUS_DRIVER_OK	  0x04
+#define VIRTIO_STATUS_FEATURES_OK 0x08
+#define VIRTIO_STATUS_NEEDS_RESET 0x40
+#define VIRTIO_STATUS_FAILED	  0x80
+#define VIRTQ_DESC_F_NEXT	  1
+#define VIRTQ_DESC_F_WRITE	  2
+#define VIRTQ_MAX		  16 /* entries the driver uses per queue */
+
+struct virtq_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags, next;
+};
+
+/* One split queue in one 4 KiB page: descriptors, then the available
+ * ring at +0x100, the used ring at +0x200. */
+struct virtq {
+	uint16_t index, size;
+	volatile struct virtq_desc *desc;
+	volatile uint16_t *avail; /* flags, idx, ring[size], used_event */
+	volatile uint8_t *used;	  /* flags, idx, {id, len}[size], avail_event */
+	uint16_t avail_idx, last_used;
+	uint64_t notify; /* where the queue index is written */
+};
+
+struct virtio_dev {
+	struct pci_fn pci;
+	uint64_t common, isr, device, notify_base; /* guest-physical */
+	uint32_t notify_mul, device_len;
+	uint64_t features; /* negotiated */
+	unsigned bar;	   /* of the common configuration */
+	uint64_t bar_pa;
+};
+
+/* Finds the device (modern id 0x1040 + id, or transitional), maps its
+ * structures, resets it and sets ACKNOWLEDGE | DRIVER. */
+bool virtio_open(uint16_t device_id, struct virtio_dev *v, char *why, size_t cap);
+/* Accepts VERSION_1 and the wanted features the device offers; FEATURES_OK. */
+bool virtio_negotiate(struct virtio_dev *v, uint64_t want, char *why, size_t cap);
+/* Queue q (at most VIRTQ_MAX entries) on the 4 KiB page at ring_pa,
+ * polled (no MSI-X vector), enabled. */
+bool virtio_queue_setup(struct virtio_dev *v, uint16_t q, struct virtq *vq, uint64_t ring_pa,
+			char *why, size_t cap);
+void virtio_driver_ok(struct virtio_dev *v);
+uint8_t virtio_status(const struct virtio_dev *v);
+void virtio_reset(struct virtio_dev *v);
+
+struct virtq_buf {
+	uint64_t pa;
+	uint32_t len;
+	bool device_writes;
+};
+/* Puts one chain on the queue, notifies, and polls the used ring until the
+ * device returns it or the TSC passes deadline. Returns the length the
+ * device wrote, or -1 on timeout. Fit for CPL3 (no privileged instruction). */
+int64_t virtq_transact(struct virtq *vq, const struct virtq_buf *bufs, unsigned n,
+		       uint64_t deadline_tsc);
+
+/* ---- rng.c ---- */
+void check_rng(void);
 
 #endif

@@ -57,6 +57,7 @@ static void test_defaults(void **state)
 	assert_int_equal(c.serial.mode, CONSOLE_NULL);
 	assert_null(c.serial.path);
 	assert_int_equal(c.console.mode, CONSOLE_OFF);
+	assert_null(c.rng.src); /* /dev/urandom */
 	assert_int_equal(c.seccomp, SECCOMP_TRUE);
 	assert_int_equal(c.verbosity, 0);
 	assert_null(c.log_file);
@@ -365,6 +366,13 @@ static const struct bad_case bad_cases[] = {
     {{"--serial", "path=/x"}, {"--serial:", "unknown mode", "\"path=/x\""}},
     {{"--serial="}, {"--serial:", "empty value"}},
     {{"--console", "TTY"}, {"--console:", "unknown mode", "\"TTY\""}},
+    /* --rng */
+    {{"--rng", "src="}, {"--rng:", "src=", "needs"}},
+    {{"--rng", "/dev/random"}, {"--rng:", "\"/dev/random\"", "not key=value"}},
+    {{"--rng", "source=/dev/random"}, {"--rng:", "unknown key \"source\""}},
+    {{"--rng="}, {"--rng"}},
+    {{"--rng", "src=/a,src=/b"}, {"--rng:", "\"src\" given twice"}},
+    {{"--rng", "src=/a", "--rng"}, {"--rng"}},
 };
 
 static void test_bad_inputs(void **state)
@@ -425,7 +433,7 @@ static void test_usage(void **state)
 	    "socket=PATH",    "-v",	     "--log-file",   "--seccomp",
 	    "true|false|log", "--no-reboot", "--hypervisor", "--help",
 	    "--version",      "default 1",   "default 46",   "default null",
-	    "default off",
+	    "default off",    "--rng",	     "src=PATH",     "/dev/urandom",
 	};
 	assert_non_null(u);
 	for (size_t i = 0; i < sizeof(needles) / sizeof(needles[0]); i++)
@@ -708,6 +716,42 @@ static void test_validate_console_flag(void **state)
 	vm_config_free(&c);
 }
 
+/* --rng src=PATH: parsed as given, and validated as a readable character
+ * device or regular file, naming --rng and the path. */
+static void test_rng(void **state)
+{
+	struct files *f = *state;
+	struct vm_config c;
+	struct chv_err err = {0};
+	assert_int_equal(parse(&c, &err, ARGS("--kernel", f->kernel, "--rng", "src=/dev/random")),
+			 0);
+	assert_string_equal(c.rng.src, "/dev/random");
+	assert_int_equal(vm_config_validate(&c, &err), 0);
+	/* A regular file is a source too (replayable entropy for tests). */
+	free(c.rng.src);
+	c.rng.src = strdup(f->kernel);
+	assert_int_equal(vm_config_validate(&c, &err), 0);
+	free(c.rng.src);
+	c.rng.src = strdup("/nonexistent/entropy");
+	expect_invalid(&c, "--rng: src=/nonexistent/entropy", "No such file");
+	free(c.rng.src);
+	c.rng.src = strdup(f->dir);
+	expect_invalid(&c, "--rng: src=", "is not a character device or a regular file");
+	free(c.rng.src);
+	c.rng.src = strdup("");
+	expect_invalid(&c, "--rng: src= needs a path", NULL);
+	free(c.rng.src);
+	c.rng.src = NULL; /* the default, /dev/urandom */
+	assert_int_equal(vm_config_validate(&c, &err), 0);
+	vm_config_free(&c);
+
+	/* The flag form of the same: a comma ends the path. */
+	assert_int_equal(parse(&c, &err, ARGS("--kernel", f->kernel, "--rng=src=/nonexistent/x")),
+			 0);
+	expect_invalid(&c, "--rng: src=/nonexistent/x", NULL);
+	vm_config_free(&c);
+}
+
 static void test_free_partial(void **state)
 {
 	(void)state;
@@ -755,6 +799,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_validate_consoles, files_setup, files_teardown),
 	    cmocka_unit_test_setup_teardown(test_validate_console_flag, files_setup,
 					    files_teardown),
+	    cmocka_unit_test_setup_teardown(test_rng, files_setup, files_teardown),
 	    cmocka_unit_test(test_free_partial),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -94,6 +94,7 @@ static void test_defaults_minimal(void **state)
 	assert_int_equal(c.serial.mode, CONSOLE_NULL);
 	assert_null(c.serial.path);
 	assert_int_equal(c.console.mode, CONSOLE_OFF);
+	assert_null(c.rng.src); /* /dev/urandom */
 	assert_string_equal(c.hypervisor, "kvm");
 	vm_config_free(&c);
 }
@@ -120,6 +121,7 @@ static void test_defaults_zero_messages(void **state)
 	assert_int_equal(c.serial.mode, CONSOLE_NULL); /* UNSPECIFIED */
 	assert_int_equal(c.console.mode, CONSOLE_OFF);
 	assert_null(c.payload.cmdline); /* "" */
+	assert_null(c.rng.src);		/* "": the default */
 	vm_config_free(&c);
 }
 
@@ -243,6 +245,10 @@ static void roundtrip(const struct vm_config *in)
 	else
 		assert_null(out.serial.path);
 	assert_int_equal(out.console.mode, in->console.mode);
+	if (in->rng.src)
+		assert_string_equal(out.rng.src, in->rng.src);
+	else
+		assert_null(out.rng.src);
 	vm_config_free(&out);
 }
 
@@ -272,7 +278,9 @@ static void test_roundtrip_flags(void **state)
 			"--memory",
 			"size=64M,shared=on,hugepages=on",
 			"--serial",
-			"socket=/run/s.sock"};
+			"socket=/run/s.sock",
+			"--rng",
+			"src=/dev/random"};
 	struct vm_config c;
 	struct chv_err err = {0};
 	vm_config_init(&c);
@@ -307,9 +315,45 @@ static void test_to_proto_shape(void **state)
 	assert_null(p->cpus->topology); /* not set: left out */
 	assert_int_equal(p->serial->mode, CHV__V1__CONSOLE_MODE__CONSOLE_MODE_NULL);
 	assert_int_equal(p->console->mode, CHV__V1__CONSOLE_MODE__CONSOLE_MODE_OFF);
+	assert_non_null(p->rng);
+	assert_string_equal(p->rng->src, ""); /* the default */
 	assert_int_equal(p->n_disks, 0);
 	vm_config_proto_free(p);
 	vm_config_proto_free(NULL);
+	vm_config_free(&c);
+}
+
+/* rng.src is taken as given ("" and an absent message: the default); a
+ * source that is not there is refused by validation, naming it. */
+static void test_rng(void **state)
+{
+	(void)state;
+	struct pcfg p;
+	struct vm_config c;
+	pcfg_init(&p);
+	p.vm.rng = &p.rng;
+	p.rng.src = "/dev/hwrng";
+	convert_ok(&p.vm, &c);
+	assert_string_equal(c.rng.src, "/dev/hwrng");
+	/* A second conversion into the same struct replaces, then clears it. */
+	p.rng.src = "/dev/random";
+	struct chv_err err = {0};
+	assert_int_equal(vm_config_from_proto(&c, &p.vm, &err), 0);
+	assert_string_equal(c.rng.src, "/dev/random");
+	p.vm.rng = NULL;
+	assert_int_equal(vm_config_from_proto(&c, &p.vm, &err), 0);
+	assert_null(c.rng.src);
+	vm_config_free(&c);
+
+	pcfg_init(&p);
+	p.vm.rng = &p.rng;
+	p.rng.src = "/nonexistent/chv-rng";
+	convert_ok(&p.vm, &c);
+	free(c.payload.kernel);
+	c.payload.kernel = strdup("/proc/self/exe"); /* a regular file that exists */
+	err = (struct chv_err){0};
+	assert_int_equal(vm_config_validate(&c, &err), -ENOENT);
+	assert_non_null(strstr(err.msg, "--rng: src=/nonexistent/chv-rng"));
 	vm_config_free(&c);
 }
 
@@ -498,10 +542,6 @@ static void test_error_unsupported(void **state)
 	p.balloon.size = 1 << 20;
 	expect_error(&p.vm, "config.balloon: not supported yet");
 	pcfg_init(&p);
-	p.vm.rng = &p.rng;
-	p.rng.src = "/dev/hwrng";
-	expect_error(&p.vm, "config.rng.src: not supported yet");
-	pcfg_init(&p);
 	p.vm.platform = &p.platform;
 	p.platform.num_pci_segments = 2;
 	expect_error(&p.vm, "config.platform.num_pci_segments: 2 is not supported yet (1)");
@@ -577,6 +617,7 @@ int main(void)
 	    cmocka_unit_test(test_error_consoles),
 	    cmocka_unit_test(test_error_unsupported),
 	    cmocka_unit_test(test_from_wire),
+	    cmocka_unit_test(test_rng),
 	    cmocka_unit_test(test_validates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,287 @@
+/* The VM's virtio-pci functions and their event loop.
+ *
+ * Each function is a virtio device behind the virtio-pci transport, put on
+ * the root bus at a fixed slot by vm_pci_add_device() (which also builds its
+ * MSI-X with one GSI and irqfd per vector). The guest's queue notifications
+ * never reach a vCPU exit: every queue's notify address carries an ioeventfd
+ * (16-bit write, datamatch = queue index), moved whenever the guest moves the
+ * BAR, and one device thread waits on all of them with epoll and runs the
+ * device's queue handler. The vCPU exit path only emulates the registers.
+ *
+ * Teardown: vm_virtio_stop() (after the vCPUs are gone) ends the thread, so
+ * nothing kicks a device while vm_pci_destroy() takes the functions off the
+ * bus (which unmaps the BARs and so drops the ioeventfds); vm_virtio_destroy()
+ * then frees the devices. */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "pci/virtio_pci.h"
+#include "virtio/rng.h"
+#include "vm/log.h"
+#include "vm/vm_internal.h"
+
+struct vdev;
+
+struct vdev_queue {
+	struct vdev *dev;
+	uint16_t index;
+	int fd;		   /* the ioeventfd's eventfd */
+	uint64_t assigned; /* where it is registered, or PCI_BAR_UNMAPPED */
+};
+
+/* One virtio-pci function. */
+struct vdev {
+	struct vm *vm;
+	const char *name; /* "rng": counters are virtio.<name>.* */
+	struct virtio_dev *vdev;
+	struct virtio_pci vp;
+	bool vp_ok;
+	uint16_t nq;
+	struct vdev_queue *q;
+	uint64_t notifications; /* ioeventfd wake-ups, atomic */
+	bool warned;		/* a failed ioeventfd was logged once */
+};
+
+struct vm_virtio {
+	int epfd, stop_fd;
+	pthread_t thread;
+	bool thread_ok;
+	struct virtio_rng rng;
+	bool rng_ok;
+	struct vdev rng_dev;
+};
+
+static void ioev_set(struct vdev *d, struct vdev_queue *q, uint64_t addr, bool assign)
+{
+	struct vm *vm = d->vm;
+	int e = vm->ops->ioeventfd(vm->hvm, q->fd, addr, 2, false, q->index, assign);
+	if (e == 0) {
+		q->assigned = assign ? addr : PCI_BAR_UNMAPPED;
+	} else if (!d->warned) {
+		/* Kicks still arrive, through the vCPU's MMIO exit. */
+		d->warned = true;
+		log_warn("virtio-%s: queue %u: %s the ioeventfd at %#" PRIx64 ": %s", d->name,
+			 q->index, assign ? "registering" : "removing", addr, strerror(-e));
+	}
+}
+
+/* Runs with the PCI function's lock held (pci/ calls it on a BAR write from
+ * a vCPU, at placement and at removal). */
+static void dev_bar_moved(void *ctx, uint64_t old_addr, uint64_t new_addr)
+{
+	struct vdev *d = ctx;
+	vm_pci_bar_moved(d->vm, &d->vp.pci, VIRTIO_PCI_BAR, old_addr, new_addr);
+	for (uint16_t i = 0; i < d->nq; i++) {
+		struct vdev_queue *q = &d->q[i];
+		if (q->assigned != PCI_BAR_UNMAPPED)
+			ioev_set(d, q, q->assigned, false);
+		struct virtio_pci_notify n;
+		if (new_addr == PCI_BAR_UNMAPPED || virtio_pci_notify_info(&d->vp, i, &n) < 0)
+			continue;
+		ioev_set(d, q, new_addr + n.offset, true);
+	}
+}
+
+static int dev_add(struct vm *vm, struct vm_virtio *v, struct vdev *d, const char *name,
+		   struct virtio_dev *vdev, int slot, struct chv_err *err)
+{
+	d->vm = vm;
+	d->name = name;
+	d->vdev = vdev;
+	d->q = calloc(vdev->num_queues, sizeof(*d->q));
+	if (!d->q)
+		return chv_err_set(err, -ENOMEM, "virtio-%s: out of memory", name);
+	d->nq = vdev->num_queues;
+	for (uint16_t i = 0; i < d->nq; i++) {
+		struct vdev_queue *q = &d->q[i];
+		*q = (struct vdev_queue){d, i, -1, PCI_BAR_UNMAPPED};
+		q->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (q->fd < 0)
+			return chv_err_set(err, -errno, "virtio-%s: queue %u eventfd: %s", name, i,
+					   strerror(errno));
+		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = q};
+		if (epoll_ctl(v->epfd, EPOLL_CTL_ADD, q->fd, &ev) < 0)
+			return chv_err_set(err, -errno, "virtio-%s: epoll: %s", name,
+					   strerror(errno));
+	}
+	const struct virtio_pci_host host = {
+	    .bar_moved = dev_bar_moved,
+	    .ctx = d,
+	    .msix_external = true,
+	};
+	d->vp_ok = true; /* virtio_pci_destroy() is safe after a failed init */
+	int e = virtio_pci_init(&d->vp, vdev, &host, err);
+	if (e < 0)
+		return e;
+	struct pci_msix_cfg mcfg;
+	virtio_pci_msix_cfg(&d->vp, &mcfg);
+	char fname[32];
+	snprintf(fname, sizeof(fname), "virtio-%s", name);
+	struct vm_pci_fn fn = {
+	    .dev = &d->vp.pci,
+	    .slot = slot,
+	    .name = fname,
+	    .opaque = &d->vp,
+	    .msix = &mcfg,
+	};
+	fn.bar_io[VIRTIO_PCI_BAR] = virtio_pci_bar_io;
+	struct pci_msix *msix = NULL;
+	e = vm_pci_add_device(vm, &fn, &msix, err);
+	if (e < 0)
+		return e;
+	virtio_pci_set_msix(&d->vp, msix);
+	return 0;
+}
+
+/* After vm_pci_destroy(), which has taken the function off the bus. */
+static void dev_free(struct vdev *d)
+{
+	if (d->vp_ok)
+		virtio_pci_destroy(&d->vp);
+	d->vp_ok = false;
+	for (uint16_t i = 0; i < d->nq; i++)
+		if (d->q[i].fd >= 0)
+			close(d->q[i].fd);
+	free(d->q);
+	d->q = NULL;
+	d->nq = 0;
+}
+
+static void *event_loop(void *arg)
+{
+	struct vm_virtio *v = arg;
+	struct epoll_event ev[16];
+	for (;;) {
+		int n = epoll_wait(v->epfd, ev, 16, -1);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			log_error("virtio: epoll_wait: %s; queue kicks now stop", strerror(errno));
+			return NULL;
+		}
+		for (int i = 0; i < n; i++) {
+			if (!ev[i].data.ptr)
+				return NULL; /* the stop eventfd */
+			struct vdev_queue *q = ev[i].data.ptr;
+			uint64_t cnt;
+			if (read(q->fd, &cnt, sizeof(cnt)) != sizeof(cnt))
+				continue; /* EAGAIN: drained by an earlier wake-up */
+			__atomic_fetch_add(&q->dev->notifications, 1, __ATOMIC_RELAXED);
+			virtio_pci_kick(&q->dev->vp, q->index);
+		}
+	}
+}
+
+int vm_virtio_create(struct vm *vm, struct chv_err *err)
+{
+	struct vm_virtio *v = calloc(1, sizeof(*v));
+	if (!v)
+		return chv_err_set(err, -ENOMEM, "out of memory");
+	v->stop_fd = -1;
+	v->rng.fd = -1;
+	vm->virtio = v;
+	v->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (v->epfd < 0)
+		return chv_err_set(err, -errno, "virtio: epoll: %s", strerror(errno));
+	v->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (v->stop_fd < 0)
+		return chv_err_set(err, -errno, "virtio: eventfd: %s", strerror(errno));
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+	if (epoll_ctl(v->epfd, EPOLL_CTL_ADD, v->stop_fd, &ev) < 0)
+		return chv_err_set(err, -errno, "virtio: epoll: %s", strerror(errno));
+
+	/* rng_ok first: destroy is safe on a half-initialised device. */
+	v->rng_ok = true;
+	int e = virtio_rng_init(&v->rng, &vm->mem, vm->cfg->rng.src, err);
+	if (e < 0) {
+		/* "rng: src=PATH: why" becomes "--rng: src=PATH: why". */
+		char msg[sizeof(err->msg)];
+		snprintf(msg, sizeof(msg), "%s", err ? err->msg : "rng");
+		return chv_err_set(err, e, "--%s", msg);
+	}
+	e = dev_add(vm, v, &v->rng_dev, "rng", &v->rng.vdev, VM_PCI_SLOT_RNG, err);
+	if (e < 0)
+		return e;
+
+	/* The thread takes no signals: they are the control thread's and the
+	 * vCPUs' (kicks). */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	e = pthread_create(&v->thread, NULL, event_loop, v);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (e)
+		return chv_err_set(err, -e, "virtio: cannot start the device thread: %s",
+				   strerror(e));
+	v->thread_ok = true;
+	return 0;
+}
+
+void vm_virtio_stop(struct vm *vm)
+{
+	struct vm_virtio *v = vm->virtio;
+	if (!v || !v->thread_ok)
+		return;
+	uint64_t one = 1;
+	ssize_t w = write(v->stop_fd, &one, sizeof(one));
+	(void)w; /* cannot fail on a fresh eventfd */
+	pthread_join(v->thread, NULL);
+	v->thread_ok = false;
+}
+
+void vm_virtio_destroy(struct vm *vm)
+{
+	struct vm_virtio *v = vm->virtio;
+	if (!v)
+		return;
+	vm_virtio_stop(vm);
+	dev_free(&v->rng_dev);
+	if (v->rng_ok)
+		virtio_rng_destroy(&v->rng);
+	if (v->stop_fd >= 0)
+		close(v->stop_fd);
+	if (v->epfd >= 0)
+		close(v->epfd);
+	free(v);
+	vm->virtio = NULL;
+}
+
+static void dev_counters(struct vdev *d, uint64_t requests, uint64_t bytes, uint64_t errors,
+			 vm_counter_fn fn, void *ctx)
+{
+	char name[48];
+	const struct {
+		const char *what;
+		uint64_t value;
+	} c[] = {
+	    {"requests", requests},
+	    {"bytes", bytes},
+	    {"errors", errors},
+	    {"notifications", __atomic_load_n(&d->notifications, __ATOMIC_RELAXED)},
+	};
+	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		snprintf(name, sizeof(name), "virtio.%s.%s", d->name, c[i].what);
+		fn(ctx, name, c[i].value);
+	}
+}
+
+void vm_virtio_counters(struct vm *vm, vm_counter_fn fn, void *ctx)
+{
+	struct vm_virtio *v = vm->virtio;
+	if (!v || !v->rng_dev.vp_ok)
+		return;
+	/* Written by the device thread only; a torn read is impossible on
+	 * aligned 64-bit words, and a stale one is fine for statistics. */
+	const struct virtio_rng *r = &v->rng;
+	dev_counters(&v->rng_dev, __atomic_load_n(&r->requests, __ATOMIC_RELAXED),
+		     __atomic_load_n(&r->bytes, __ATOMIC_RELAXED),
+		     __atomic_load_n(&r->errors, __ATOMIC_RELAXED), fn, ctx);
+}
