@@ -8,8 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "client/chvctl.h"
 #include "api/wire.h"
+#include "client/chvctl.h"
 #include "client/json.h"
 
 #ifndef CHV_VERSION

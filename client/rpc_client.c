@@ -15,8 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "client/rpc_client.h"
 #include "api/wire.h"
+#include "client/rpc_client.h"
 
 /* Replies (VM lists, configs) may be larger than gRPC's 4 MiB default. */
 #define RPC_CLIENT_MAX_RECEIVE (64 << 20)

@@ -12,8 +12,8 @@ struct rpc_channel;
 struct rpc_stream;
 
 struct rpc_result {
-	int status;          /* gRPC status code; 0 OK */
-	char message[1024];  /* status details from the server, or the transport's error */
+	int status;	    /* gRPC status code; 0 OK */
+	char message[1024]; /* status details from the server, or the transport's error */
 };
 
 /* How to reach a TCP target. PEM text, not file names. */

@@ -48,27 +48,27 @@ struct options {
 static volatile sig_atomic_t api_shutdown_vms;
 
 static const char usage_text[] =
-	"usage: chvd [options]\n"
-	"  --listen PATH           API socket (default /run/chvd/chvd.sock as root,\n"
-	"                          $XDG_RUNTIME_DIR/chvd/chvd.sock otherwise); a socket\n"
-	"                          passed by systemd (socket activation) is used instead\n"
-	"  --state-dir DIR         VM definitions (default /var/lib/chvd as root,\n"
-	"                          $XDG_STATE_HOME/chvd otherwise)\n"
-	"  --runtime-dir DIR       worker sockets and logs (default: the socket's directory)\n"
-	"  --vmm PATH              the chv-vmm binary (default: next to chvd)\n"
-	"  --listen-tcp HOST:PORT  also serve the API on TCP, with mutual TLS (PORT 0:\n"
-	"                          any free port, logged); [ADDR]:PORT for IPv6\n"
-	"  --tls-cert PEM          the server's certificate (chain) for --listen-tcp\n"
-	"  --tls-key PEM           its private key\n"
-	"  --tls-client-ca PEM     CA(s) that sign the client certificates accepted\n"
-	"  --insecure              --listen-tcp without TLS or any authentication;\n"
-	"                          only on a loopback address (127.0.0.0/8, ::1, localhost)\n"
-	"  --max-vms N             VMs this daemon accepts (default 1024)\n"
-	"  --warm-workers N        idle workers kept started for the next Creates\n"
-	"                          (default 2; 0: start each worker on Create)\n"
-	"  --shutdown-vms-on-exit  stop every VM on SIGTERM (default: leave them running)\n"
-	"  -v, --verbose           more logging (repeat for debug)\n"
-	"  -h, --help  -V, --version\n";
+    "usage: chvd [options]\n"
+    "  --listen PATH           API socket (default /run/chvd/chvd.sock as root,\n"
+    "                          $XDG_RUNTIME_DIR/chvd/chvd.sock otherwise); a socket\n"
+    "                          passed by systemd (socket activation) is used instead\n"
+    "  --state-dir DIR         VM definitions (default /var/lib/chvd as root,\n"
+    "                          $XDG_STATE_HOME/chvd otherwise)\n"
+    "  --runtime-dir DIR       worker sockets and logs (default: the socket's directory)\n"
+    "  --vmm PATH              the chv-vmm binary (default: next to chvd)\n"
+    "  --listen-tcp HOST:PORT  also serve the API on TCP, with mutual TLS (PORT 0:\n"
+    "                          any free port, logged); [ADDR]:PORT for IPv6\n"
+    "  --tls-cert PEM          the server's certificate (chain) for --listen-tcp\n"
+    "  --tls-key PEM           its private key\n"
+    "  --tls-client-ca PEM     CA(s) that sign the client certificates accepted\n"
+    "  --insecure              --listen-tcp without TLS or any authentication;\n"
+    "                          only on a loopback address (127.0.0.0/8, ::1, localhost)\n"
+    "  --max-vms N             VMs this daemon accepts (default 1024)\n"
+    "  --warm-workers N        idle workers kept started for the next Creates\n"
+    "                          (default 2; 0: start each worker on Create)\n"
+    "  --shutdown-vms-on-exit  stop every VM on SIGTERM (default: leave them running)\n"
+    "  -v, --verbose           more logging (repeat for debug)\n"
+    "  -h, --help  -V, --version\n";
 
 __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ...)
 {
@@ -147,22 +147,22 @@ static int check_tcp_options(const struct options *o)
 static int parse_options(struct options *o, int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"listen", required_argument, NULL, 'l'},
-		{"state-dir", required_argument, NULL, 's'},
-		{"runtime-dir", required_argument, NULL, 'r'},
-		{"vmm", required_argument, NULL, 'm'},
-		{"max-vms", required_argument, NULL, 'n'},
-		{"warm-workers", required_argument, NULL, 'w'},
-		{"shutdown-vms-on-exit", no_argument, NULL, 'x'},
-		{"listen-tcp", required_argument, NULL, 't'},
-		{"tls-cert", required_argument, NULL, 'c'},
-		{"tls-key", required_argument, NULL, 'k'},
-		{"tls-client-ca", required_argument, NULL, 'a'},
-		{"insecure", no_argument, NULL, 'i'},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{0},
+	    {"listen", required_argument, NULL, 'l'},
+	    {"state-dir", required_argument, NULL, 's'},
+	    {"runtime-dir", required_argument, NULL, 'r'},
+	    {"vmm", required_argument, NULL, 'm'},
+	    {"max-vms", required_argument, NULL, 'n'},
+	    {"warm-workers", required_argument, NULL, 'w'},
+	    {"shutdown-vms-on-exit", no_argument, NULL, 'x'},
+	    {"listen-tcp", required_argument, NULL, 't'},
+	    {"tls-cert", required_argument, NULL, 'c'},
+	    {"tls-key", required_argument, NULL, 'k'},
+	    {"tls-client-ca", required_argument, NULL, 'a'},
+	    {"insecure", no_argument, NULL, 'i'},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {0},
 	};
 	const char *xdg_run = getenv("XDG_RUNTIME_DIR");
 	bool root = geteuid() == 0;
@@ -189,20 +189,30 @@ static int parse_options(struct options *o, int argc, char **argv)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":vhV", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'l': if ((r = set_path(o->listen, "--listen", optarg))) return r; break;
-		case 's': if ((r = set_path(o->state_dir, "--state-dir", optarg))) return r; break;
+		case 'l':
+			if ((r = set_path(o->listen, "--listen", optarg)))
+				return r;
+			break;
+		case 's':
+			if ((r = set_path(o->state_dir, "--state-dir", optarg)))
+				return r;
+			break;
 		case 'r':
 			if ((r = set_path(o->runtime_dir, "--runtime-dir", optarg)))
 				return r;
 			runtime_set = true;
 			break;
-		case 'm': if ((r = set_path(o->vmm, "--vmm", optarg))) return r; break;
+		case 'm':
+			if ((r = set_path(o->vmm, "--vmm", optarg)))
+				return r;
+			break;
 		case 'n': {
 			char *end;
 			errno = 0;
 			unsigned long v = strtoul(optarg, &end, 10);
 			if (errno || *end || !optarg[0] || optarg[0] == '-' || v < 1 || v > 100000)
-				return usage_error("--max-vms: \"%s\" is not a number in 1..100000", optarg);
+				return usage_error("--max-vms: \"%s\" is not a number in 1..100000",
+						   optarg);
 			o->max_vms = (unsigned)v;
 			break;
 		}
@@ -211,21 +221,42 @@ static int parse_options(struct options *o, int argc, char **argv)
 			errno = 0;
 			unsigned long v = strtoul(optarg, &end, 10);
 			if (errno || *end || !optarg[0] || optarg[0] == '-' || v > 64)
-				return usage_error("--warm-workers: \"%s\" is not a number in 0..64", optarg);
+				return usage_error(
+				    "--warm-workers: \"%s\" is not a number in 0..64", optarg);
 			o->warm_workers = (unsigned)v;
 			break;
 		}
-		case 'x': o->shutdown_vms_on_exit = true; break;
-		case 't': o->tcp = optarg; break;
-		case 'c': o->tls_cert = optarg; break;
-		case 'k': o->tls_key = optarg; break;
-		case 'a': o->tls_client_ca = optarg; break;
-		case 'i': o->insecure = true; break;
-		case 'v': o->verbosity++; break;
-		case 'h': fputs(usage_text, stdout); exit(0);
-		case 'V': printf("chvd %s\n", CHV_VERSION); exit(0);
-		case ':': return usage_error("option %s needs a value", argv[optind - 1]);
-		default: return usage_error("unknown option \"%s\"", argv[optind - 1]);
+		case 'x':
+			o->shutdown_vms_on_exit = true;
+			break;
+		case 't':
+			o->tcp = optarg;
+			break;
+		case 'c':
+			o->tls_cert = optarg;
+			break;
+		case 'k':
+			o->tls_key = optarg;
+			break;
+		case 'a':
+			o->tls_client_ca = optarg;
+			break;
+		case 'i':
+			o->insecure = true;
+			break;
+		case 'v':
+			o->verbosity++;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			exit(0);
+		case 'V':
+			printf("chvd %s\n", CHV_VERSION);
+			exit(0);
+		case ':':
+			return usage_error("option %s needs a value", argv[optind - 1]);
+		default:
+			return usage_error("unknown option \"%s\"", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
@@ -265,8 +296,9 @@ static int take_lock(const char *listen, struct chv_err *err)
 		int e = errno;
 		close(fd);
 		if (e == EWOULDBLOCK)
-			return chv_err_set(err, -EBUSY, "another chvd is serving %s (lock %s is held)",
-					   listen, path);
+			return chv_err_set(err, -EBUSY,
+					   "another chvd is serving %s (lock %s is held)", listen,
+					   path);
 		return chv_err_set(err, -e, "cannot lock %s: %s", path, strerror(e));
 	}
 	return fd; /* held for the process's life */
@@ -278,19 +310,23 @@ static int listen_socket(const char *path, bool *ours, struct chv_err *err)
 	if (n > 0) {
 		int fd = SD_LISTEN_FDS_START;
 		if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0)
-			return chv_err_set(err, -EINVAL, "the socket systemd passed is not a listening unix stream socket");
+			return chv_err_set(
+			    err, -EINVAL,
+			    "the socket systemd passed is not a listening unix stream socket");
 		*ours = false;
 		dlog(DLOG_NOTICE, NULL, "serving the socket systemd passed (fd %d)", fd);
 		return fd;
 	}
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(a.sun_path))
-		return chv_err_set(err, -ENAMETOOLONG, "--listen: %s is too long for a unix socket", path);
+		return chv_err_set(err, -ENAMETOOLONG, "--listen: %s is too long for a unix socket",
+				   path);
 	strcpy(a.sun_path, path);
 	struct stat st;
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode))
-			return chv_err_set(err, -EEXIST, "--listen: %s exists and is not a socket", path);
+			return chv_err_set(err, -EEXIST, "--listen: %s exists and is not a socket",
+					   path);
 		unlink(path); /* stale: we hold the lock */
 	}
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

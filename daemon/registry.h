@@ -18,10 +18,10 @@ struct wconn;
 
 struct vmrec {
 	char id[VM_ID_MAX + 1];
-	pthread_mutex_t op_lock;   /* one lifecycle operation at a time */
+	pthread_mutex_t op_lock;      /* one lifecycle operation at a time */
 	pthread_mutex_t persist_lock; /* one store_save at a time, the newest state last */
-	pthread_mutex_t lock;	   /* the fields below */
-	Chv__V1__VmConfig *config; /* owned (unpacked) */
+	pthread_mutex_t lock;	      /* the fields below */
+	Chv__V1__VmConfig *config;    /* owned (unpacked) */
 	Chv__V1__VmState state;
 	char reason[512]; /* failure_reason */
 	int64_t created_ms, booted_ms;

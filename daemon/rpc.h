@@ -59,7 +59,7 @@ struct rpc_method {
 
 struct rpc_server_opts {
 	size_t max_message_bytes; /* 0: 4 MiB; larger requests get RESOURCE_EXHAUSTED */
-	unsigned threads;         /* completion-queue threads; 0: 2 */
+	unsigned threads;	  /* completion-queue threads; 0: 2 */
 	/* Called for each accepted connection (SO_PEERCRED), for audit logs. */
 	void (*on_connect)(void *ctx, int fd, pid_t pid, uid_t uid, gid_t gid);
 	void *on_connect_ctx;
@@ -114,7 +114,7 @@ void rpc_server_shutdown(struct rpc_server *s, unsigned grace_ms);
 /* Unary: the reply (serialised before return; the caller keeps ownership). */
 void rpc_reply(struct rpc_call *call, const ProtobufCMessage *resp);
 __attribute__((format(printf, 3, 4))) void rpc_fail(struct rpc_call *call, int status,
-						     const char *fmt, ...);
+						    const char *fmt, ...);
 
 /* Streams: queue one message (one is on the wire at a time; the rest wait in
  * order, up to a bound: past it the oldest waiting messages are dropped and
@@ -122,7 +122,7 @@ __attribute__((format(printf, 3, 4))) void rpc_fail(struct rpc_call *call, int s
 int rpc_stream_send(struct rpc_call *call, const ProtobufCMessage *msg);
 /* Ends a stream with a status (after the queued messages are sent). */
 __attribute__((format(printf, 3, 4))) void rpc_finish(struct rpc_call *call, int status,
-						       const char *fmt, ...);
+						      const char *fmt, ...);
 
 /* BIDI: each further client message is decoded and passed to fn (on a
  * server thread); msg NULL means the client half-closed or went away. */

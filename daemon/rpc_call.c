@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/rpc_internal.h"
 #include "api/wire.h"
+#include "daemon/rpc_internal.h"
 
 #define call_of(op, field) ((struct rpc_call *)((char *)(op)-offsetof(struct rpc_call, field)))
 

@@ -91,7 +91,7 @@ struct rpc_call {
 	void *cancel_ctx;
 	rpc_recv_fn recv_fn;
 	void *recv_ctx;
-	void *data;                 /* rpc_call_set_data() */
+	void *data; /* rpc_call_set_data() */
 	void (*data_free)(void *data);
 };
 

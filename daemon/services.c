@@ -238,8 +238,8 @@ static void h_console(struct rpc_call *call, const ProtobufCMessage *m, void *ct
 		return;
 	}
 	if (strlen(first->vm_id) > VM_ID_MAX) {
-		rpc_finish(call, RPC_INVALID_ARGUMENT, "vm_id: \"%.80s...\" is longer than %d bytes",
-			   first->vm_id, VM_ID_MAX);
+		rpc_finish(call, RPC_INVALID_ARGUMENT,
+			   "vm_id: \"%.80s...\" is longer than %d bytes", first->vm_id, VM_ID_MAX);
 		return;
 	}
 	if (first->kind == CHV__V1__CONSOLE_KIND__CONSOLE_KIND_VIRTIO) {

@@ -161,10 +161,8 @@ static void test_first_write_time(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_classes),
-	    cmocka_unit_test(test_log_lines),
-	    cmocka_unit_test(test_reads_and_widths),
-	    cmocka_unit_test(test_no_log),
+	    cmocka_unit_test(test_classes),	     cmocka_unit_test(test_log_lines),
+	    cmocka_unit_test(test_reads_and_widths), cmocka_unit_test(test_no_log),
 	    cmocka_unit_test(test_first_write_time),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
