@@ -67,6 +67,7 @@ static int create_error_status(int code)
 	case -E2BIG:
 	case -EFBIG:
 	case -ENOSPC:
+	case -EBUSY: /* a --disk image in use by another VM */
 		return VMM_EXIT_CONFIG;
 	default:
 		return VMM_EXIT_FAILED;

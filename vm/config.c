@@ -59,6 +59,12 @@ void vm_config_free(struct vm_config *c)
 	free_str(&c->serial.path);
 	free_str(&c->console.path);
 	free_str(&c->rng.src);
+	for (uint32_t i = 0; i < c->ndisks && i < CONFIG_MAX_DISKS; i++) {
+		free_str(&c->disks[i].path);
+		free_str(&c->disks[i].serial);
+		free_str(&c->disks[i].id);
+	}
+	c->ndisks = 0;
 	free_str(&c->log_file);
 	free_str(&c->hypervisor);
 }
@@ -283,6 +289,79 @@ int vm_config_parse_rng(struct vm_config *c, const char *v, struct chv_err *err)
 	return rc;
 }
 
+enum { DISK_PATH, DISK_RO, DISK_DIRECT, DISK_NQ, DISK_QS, DISK_SERIAL, DISK_ID };
+static const char *const disk_keys[] = {"path",	      "readonly", "direct", "num_queues",
+					"queue_size", "serial",	  "id",	    NULL};
+
+/* Ranges that need other options (num_queues against the vCPUs) and the
+ * path's existence are vm_config_validate()'s. */
+static int parse_disk_kv(struct disk_config *d, const struct optparse_kv *kv, struct chv_err *err)
+{
+	int rc = 0;
+	uint32_t n;
+	if (!kv->val[DISK_PATH])
+		return chv_err_set(err, -EINVAL, "--disk: path= is required");
+	if ((rc = set_str(&d->path, "--disk", kv->val[DISK_PATH], err)))
+		return rc;
+	if (kv->val[DISK_RO] &&
+	    (rc = optparse_bool("--disk", "readonly", kv->val[DISK_RO], &d->readonly, err)))
+		return rc;
+	if (kv->val[DISK_DIRECT] &&
+	    (rc = optparse_bool("--disk", "direct", kv->val[DISK_DIRECT], &d->direct, err)))
+		return rc;
+	if (kv->val[DISK_NQ]) {
+		if ((rc = optparse_u32("--disk", "num_queues", kv->val[DISK_NQ], 1,
+				       CONFIG_MAX_VCPUS, &n, err)))
+			return rc;
+		d->num_queues = (uint16_t)n;
+	}
+	if (kv->val[DISK_QS]) {
+		if ((rc = optparse_u32("--disk", "queue_size", kv->val[DISK_QS], 4,
+				       CONFIG_DISK_MAX_QUEUE_SIZE, &n, err)))
+			return rc;
+		if (n & (n - 1))
+			return chv_err_set(err, -EINVAL,
+					   "--disk: queue_size=%s is not a power of two",
+					   kv->val[DISK_QS]);
+		d->queue_size = n;
+	}
+	if (kv->val[DISK_SERIAL]) {
+		if (strlen(kv->val[DISK_SERIAL]) > CONFIG_DISK_SERIAL_MAX)
+			return chv_err_set(err, -EINVAL,
+					   "--disk: serial=%s is longer than %u bytes",
+					   kv->val[DISK_SERIAL], CONFIG_DISK_SERIAL_MAX);
+		if ((rc = set_str(&d->serial, "--disk", kv->val[DISK_SERIAL], err)))
+			return rc;
+	}
+	if (kv->val[DISK_ID])
+		rc = set_str(&d->id, "--disk", kv->val[DISK_ID], err);
+	return rc;
+}
+
+int vm_config_parse_disk(struct vm_config *c, const char *v, struct chv_err *err)
+{
+	if (c->ndisks >= CONFIG_MAX_DISKS)
+		return chv_err_set(err, -EINVAL, "--disk: more than %u disks (again as \"%s\")",
+				   CONFIG_MAX_DISKS, v);
+	struct optparse_kv kv;
+	int rc = optparse_kv_split(&kv, "--disk", v, disk_keys, err);
+	struct disk_config d = {
+	    .num_queues = CONFIG_DISK_DEFAULT_QUEUES,
+	    .queue_size = CONFIG_DISK_DEFAULT_QUEUE_SIZE,
+	};
+	if (!rc)
+		rc = parse_disk_kv(&d, &kv, err);
+	optparse_kv_free(&kv);
+	if (rc) {
+		free_str(&d.path);
+		free_str(&d.serial);
+		free_str(&d.id);
+		return rc;
+	}
+	c->disks[c->ndisks++] = d;
+	return 0;
+}
+
 static int parse_seccomp(struct vm_config *c, const char *v, struct chv_err *err)
 {
 	bool b;
@@ -321,6 +400,7 @@ enum opt_id {
 	OPT_SERIAL,
 	OPT_CONSOLE,
 	OPT_RNG,
+	OPT_DISK,
 	OPT_VERBOSE,
 	OPT_LOG_FILE,
 	OPT_SECCOMP,
@@ -353,6 +433,7 @@ static const struct opt_desc opts[OPT__COUNT] = {
     [OPT_HELP] = {"help", 'h', false},
     [OPT_VERSION] = {"version", 'V', false},
     [OPT_RNG] = {"rng", 0, true},
+    [OPT_DISK] = {"disk", 0, true},
 };
 
 static int apply(struct vm_config *c, enum opt_id id, const char *v, struct chv_err *err)
@@ -375,6 +456,8 @@ static int apply(struct vm_config *c, enum opt_id id, const char *v, struct chv_
 		return vm_config_parse_console(&c->console, "--console", v, err);
 	case OPT_RNG:
 		return vm_config_parse_rng(c, v, err);
+	case OPT_DISK:
+		return vm_config_parse_disk(c, v, err);
 	case OPT_LOG_FILE:
 		return parse_path(&c->log_file, "--log-file", v, err);
 	case OPT_SECCOMP:
@@ -464,7 +547,8 @@ int vm_config_parse_args(struct vm_config *c, int argc, char **argv, struct chv_
 			} else {
 				return chv_err_set(err, -EINVAL, "--%s needs a value", d->name);
 			}
-			if (seen & (1u << id))
+			/* --disk is repeatable, one disk each time. */
+			if (id != OPT_DISK && (seen & (1u << id)))
 				return chv_err_set(
 				    err, -EINVAL, "--%s given twice (again as \"%s\")", d->name, v);
 			seen |= 1u << id;
@@ -528,6 +612,53 @@ static int check_rng(const struct vm_config *c, struct chv_err *err)
 	if (!S_ISCHR(st.st_mode) && !S_ISREG(st.st_mode))
 		return chv_err_set(
 		    err, -EINVAL, "--rng: src=%s is not a character device or a regular file", src);
+	return 0;
+}
+
+/* Cloud Hypervisor's rules, plus what virtio-blk needs; the image itself
+ * is opened (and locked) when the VM is built. */
+static int check_disk(const struct vm_config *c, uint32_t i, struct chv_err *err)
+{
+	const struct disk_config *d = &c->disks[i];
+	if (!d->path || !*d->path)
+		return chv_err_set(err, -EINVAL, "--disk: path= is required (disk %u)", i);
+	if (d->num_queues < 1 || d->num_queues > c->cpus.boot)
+		return chv_err_set(err, -EINVAL,
+				   "--disk: num_queues=%u is not in 1..%u (the boot vCPUs), "
+				   "path=%s",
+				   d->num_queues, c->cpus.boot, d->path);
+	uint32_t qs = d->queue_size;
+	if (qs < 4 || qs > CONFIG_DISK_MAX_QUEUE_SIZE || (qs & (qs - 1)))
+		return chv_err_set(err, -EINVAL,
+				   "--disk: queue_size=%u is not a power of two in 4..%u, path=%s",
+				   qs, CONFIG_DISK_MAX_QUEUE_SIZE, d->path);
+	if (d->serial && strlen(d->serial) > CONFIG_DISK_SERIAL_MAX)
+		return chv_err_set(err, -EINVAL, "--disk: serial=%s is longer than %u bytes",
+				   d->serial, CONFIG_DISK_SERIAL_MAX);
+	struct stat st;
+	if (stat(d->path, &st) < 0)
+		return chv_err_set(err, -errno, "--disk: path=%s: %s", d->path, strerror(errno));
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return chv_err_set(err, -EINVAL,
+				   "--disk: path=%s is not a regular file or a block device",
+				   d->path);
+	for (uint32_t j = 0; j < i; j++) {
+		if (d->id && c->disks[j].id && strcmp(d->id, c->disks[j].id) == 0)
+			return chv_err_set(err, -EINVAL, "--disk: id=%s is used twice", d->id);
+	}
+	return 0;
+}
+
+static int check_disks(const struct vm_config *c, struct chv_err *err)
+{
+	if (c->ndisks > CONFIG_MAX_DISKS)
+		return chv_err_set(err, -EINVAL, "--disk: %u disks, more than %u", c->ndisks,
+				   CONFIG_MAX_DISKS);
+	for (uint32_t i = 0; i < c->ndisks; i++) {
+		int rc = check_disk(c, i, err);
+		if (rc)
+			return rc;
+	}
 	return 0;
 }
 
@@ -637,7 +768,9 @@ int vm_config_validate(const struct vm_config *c, struct chv_err *err)
 		return rc;
 	if (c->payload.initramfs && (rc = check_file("--initramfs", c->payload.initramfs, err)))
 		return rc;
-	return check_rng(c, err);
+	if ((rc = check_rng(c, err)))
+		return rc;
+	return check_disks(c, err);
 }
 
 const char *vm_config_usage(void)
@@ -675,6 +808,13 @@ const char *vm_config_usage(void)
 	       "  --rng src=PATH       virtio-rng, always present: where its entropy comes\n"
 	       "                         from, a character device or file (default\n"
 	       "                         /dev/urandom)\n"
+	       "  --disk path=PATH,readonly=on|off,direct=on|off,num_queues=N,\n"
+	       "         queue_size=N,serial=STR,id=STR\n"
+	       "                       a virtio-blk disk over a raw image; repeat for more\n"
+	       "                         (at most 8). readonly, direct (O_DIRECT): default\n"
+	       "                         off; num_queues: 1..boot vCPUs (default 1);\n"
+	       "                         queue_size: a power of two, 4..32768 (default\n"
+	       "                         128); serial: get-id, at most 20 bytes\n"
 	       "\n"
 	       "Process:\n"
 	       "  -v, --verbose        more log output: -v info, -vv debug, -vvv trace\n"

@@ -39,6 +39,22 @@ struct rng_config {
 };
 #define VM_CONFIG_RNG_DEFAULT_SRC "/dev/urandom"
 
+/* A virtio-blk disk over a raw image (--disk, repeatable). */
+#define CONFIG_MAX_DISKS	       8
+#define CONFIG_DISK_SERIAL_MAX	       20 /* virtio-blk GET_ID bytes */
+#define CONFIG_DISK_DEFAULT_QUEUES     1
+#define CONFIG_DISK_DEFAULT_QUEUE_SIZE 128
+#define CONFIG_DISK_MAX_QUEUE_SIZE     32768
+struct disk_config {
+	char *path;
+	bool readonly;
+	bool direct; /* O_DIRECT */
+	uint16_t num_queues;
+	uint32_t queue_size; /* a power of two, 4..32768 */
+	char *serial;	     /* NULL: none */
+	char *id;	     /* NULL: none */
+};
+
 struct vm_config {
 	struct {
 		char *kernel;
@@ -60,6 +76,8 @@ struct vm_config {
 	struct console_config serial;
 	struct console_config console;
 	struct rng_config rng;
+	struct disk_config disks[CONFIG_MAX_DISKS];
+	uint32_t ndisks;
 	enum seccomp_mode seccomp;
 	int verbosity; /* 0 warn, 1 info, 2 debug, 3 trace */
 	char *log_file;
@@ -96,6 +114,9 @@ chv_must_check int vm_config_parse_console(struct console_config *cc, const char
 					   const char *v, struct chv_err *err);
 /* --rng src=PATH. */
 chv_must_check int vm_config_parse_rng(struct vm_config *c, const char *v, struct chv_err *err);
+/* --disk path=PATH,readonly=on|off,...: appends one disk (at most
+ * CONFIG_MAX_DISKS). */
+chv_must_check int vm_config_parse_disk(struct vm_config *c, const char *v, struct chv_err *err);
 /* "512M", "1G", "4096", "2T": bytes, or -EINVAL. */
 chv_must_check int vm_config_parse_size(const char *v, uint64_t *out);
 

@@ -247,11 +247,76 @@ static int rng_from(struct vm_config *c, const Chv__V1__RngConfig *p, struct chv
 	return 0;
 }
 
+/* Ranges are checked here with the field's name; the rules that need other
+ * fields (num_queues against the vCPUs) and the path's existence are
+ * vm_config_validate()'s. */
+static int disk_from(struct disk_config *d, size_t i, const Chv__V1__DiskConfig *p,
+		     struct chv_err *err)
+{
+	char f[48];
+	int r;
+	if (!p || !str_set(p->path))
+		return chv_err_set(err, -EINVAL, "config.disks[%zu].path is required", i);
+	if (p->rate_limiter || str_set(p->rate_limit_group)) {
+		snprintf(f, sizeof(f), "config.disks[%zu].rate_limiter", i);
+		return not_supported(f, err);
+	}
+	uint32_t nq = p->num_queues ? p->num_queues : CONFIG_DISK_DEFAULT_QUEUES;
+	if (nq > CONFIG_MAX_VCPUS)
+		return chv_err_set(err, -EINVAL,
+				   "config.disks[%zu].num_queues: %" PRIu32 " is out of range "
+				   "(1..%u)",
+				   i, p->num_queues, CONFIG_MAX_VCPUS);
+	uint32_t qs = p->queue_size ? p->queue_size : CONFIG_DISK_DEFAULT_QUEUE_SIZE;
+	if (qs < 4 || qs > CONFIG_DISK_MAX_QUEUE_SIZE || (qs & (qs - 1)))
+		return chv_err_set(err, -EINVAL,
+				   "config.disks[%zu].queue_size: %" PRIu32 " is not a power of "
+				   "two in 4..%u",
+				   i, p->queue_size, CONFIG_DISK_MAX_QUEUE_SIZE);
+	if (str_set(p->serial) && strlen(p->serial) > CONFIG_DISK_SERIAL_MAX)
+		return chv_err_set(err, -EINVAL,
+				   "config.disks[%zu].serial: \"%s\" is longer than %u bytes", i,
+				   p->serial, CONFIG_DISK_SERIAL_MAX);
+	d->readonly = p->readonly;
+	d->direct = p->direct;
+	d->num_queues = (uint16_t)nq;
+	d->queue_size = qs;
+	snprintf(f, sizeof(f), "config.disks[%zu].path", i);
+	if ((r = dup_str(&d->path, f, p->path, err)))
+		return r;
+	snprintf(f, sizeof(f), "config.disks[%zu].serial", i);
+	if (str_set(p->serial) && (r = dup_str(&d->serial, f, p->serial, err)))
+		return r;
+	snprintf(f, sizeof(f), "config.disks[%zu].id", i);
+	if (str_set(p->id) && (r = dup_str(&d->id, f, p->id, err)))
+		return r;
+	return 0;
+}
+
+static int disks_from(struct vm_config *c, const Chv__V1__VmConfig *p, struct chv_err *err)
+{
+	if (p->n_disks > CONFIG_MAX_DISKS)
+		return chv_err_set(err, -EINVAL, "config.disks: %zu disks, more than %u",
+				   p->n_disks, CONFIG_MAX_DISKS);
+	for (uint32_t i = 0; i < c->ndisks && i < CONFIG_MAX_DISKS; i++) {
+		free(c->disks[i].path);
+		free(c->disks[i].serial);
+		free(c->disks[i].id);
+	}
+	c->ndisks = 0;
+	for (size_t i = 0; i < p->n_disks; i++) {
+		/* Counted first, so vm_config_free() releases a partial one. */
+		c->disks[c->ndisks++] = (struct disk_config){0};
+		int r = disk_from(&c->disks[i], i, p->disks[i], err);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
 /* Devices that the VM core cannot build yet: refuse rather than ignore. */
 static int unsupported_from(const Chv__V1__VmConfig *p, struct chv_err *err)
 {
-	if (p->n_disks)
-		return not_supported("config.disks", err);
 	if (p->n_nets)
 		return not_supported("config.nets", err);
 	if (p->n_fs)
@@ -297,7 +362,7 @@ int vm_config_from_proto(struct vm_config *c, const Chv__V1__VmConfig *p, struct
 				   "config.console.mode: %s is not supported yet (virtio-console; "
 				   "use OFF)",
 				   mode_name(p->console->mode));
-	if ((r = rng_from(c, p->rng, err)))
+	if ((r = rng_from(c, p->rng, err)) || (r = disks_from(c, p, err)))
 		return r;
 	return unsupported_from(p, err);
 }
@@ -397,6 +462,29 @@ int vm_config_to_proto(const struct vm_config *c, Chv__V1__VmConfig **out)
 		p->rng->src = own_str(c->rng.src, &oom);
 	} else {
 		oom = true;
+	}
+	if (c->ndisks && c->ndisks <= CONFIG_MAX_DISKS) {
+		p->disks = calloc(c->ndisks, sizeof(*p->disks));
+		if (!p->disks)
+			oom = true;
+		for (uint32_t i = 0; p->disks && i < c->ndisks; i++) {
+			const struct disk_config *d = &c->disks[i];
+			Chv__V1__DiskConfig *q = malloc(sizeof(*q));
+			if (!q) {
+				oom = true;
+				break;
+			}
+			chv__v1__disk_config__init(q);
+			p->disks[p->n_disks++] = q;
+			q->path = own_str(d->path, &oom);
+			q->readonly = d->readonly;
+			q->direct = d->direct;
+			q->num_queues = d->num_queues;
+			q->queue_size = d->queue_size;
+			q->serial = own_str(d->serial, &oom);
+			q->id = own_str(d->id, &oom);
+			q->rate_limit_group = own_str(NULL, &oom);
+		}
 	}
 	if (oom) {
 		vm_config_proto_free(p);

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "pci/virtio_pci.h"
+#include "virtio/blk.h"
 #include "virtio/rng.h"
 #include "vm/log.h"
 #include "vm/vm_internal.h"
@@ -40,7 +41,7 @@ struct vdev_queue {
 /* One virtio-pci function. */
 struct vdev {
 	struct vm *vm;
-	const char *name; /* "rng": counters are virtio.<name>.* */
+	const char *name; /* "rng", "blk0": counters are virtio.<name>.* */
 	struct virtio_dev *vdev;
 	struct virtio_pci vp;
 	bool vp_ok;
@@ -57,6 +58,12 @@ struct vm_virtio {
 	struct virtio_rng rng;
 	bool rng_ok;
 	struct vdev rng_dev;
+	/* One per --disk, at VM_PCI_SLOT_DISK0 + i; blk_ok[i]: needs destroy. */
+	struct virtio_blk blk[CONFIG_MAX_DISKS];
+	bool blk_ok[CONFIG_MAX_DISKS];
+	struct vdev blk_dev[CONFIG_MAX_DISKS];
+	char blk_name[CONFIG_MAX_DISKS][8];
+	uint32_t ndisks;
 };
 
 static void ioev_set(struct vdev *d, struct vdev_queue *q, uint64_t addr, bool assign)
@@ -180,6 +187,29 @@ static void *event_loop(void *arg)
 	}
 }
 
+/* Disk i: its image opened and locked (the library's errors name --disk),
+ * then the function on the bus like the rng's. */
+static int disk_add(struct vm *vm, struct vm_virtio *v, uint32_t i, struct chv_err *err)
+{
+	const struct disk_config *dc = &vm->cfg->disks[i];
+	const struct virtio_blk_opts o = {
+	    .path = dc->path,
+	    .readonly = dc->readonly,
+	    .direct = dc->direct,
+	    .serial = dc->serial,
+	    .num_queues = dc->num_queues,
+	    .queue_size = dc->queue_size,
+	};
+	snprintf(v->blk_name[i], sizeof(v->blk_name[i]), "blk%u", i);
+	v->blk_ok[i] = true; /* destroy is safe on a half-initialised device */
+	v->ndisks = i + 1;
+	int e = virtio_blk_init(&v->blk[i], &vm->mem, &o, err);
+	if (e < 0)
+		return e;
+	return dev_add(vm, v, &v->blk_dev[i], v->blk_name[i], &v->blk[i].vdev,
+		       VM_PCI_SLOT_DISK0 + (int)i, err);
+}
+
 int vm_virtio_create(struct vm *vm, struct chv_err *err)
 {
 	struct vm_virtio *v = calloc(1, sizeof(*v));
@@ -210,6 +240,10 @@ int vm_virtio_create(struct vm *vm, struct chv_err *err)
 	e = dev_add(vm, v, &v->rng_dev, "rng", &v->rng.vdev, VM_PCI_SLOT_RNG, err);
 	if (e < 0)
 		return e;
+	for (uint32_t i = 0; i < vm->cfg->ndisks && i < CONFIG_MAX_DISKS; i++) {
+		if ((e = disk_add(vm, v, i, err)) < 0)
+			return e;
+	}
 
 	/* The thread takes no signals: they are the control thread's and the
 	 * vCPUs' (kicks). */
@@ -235,6 +269,12 @@ void vm_virtio_stop(struct vm *vm)
 	(void)w; /* cannot fail on a fresh eventfd */
 	pthread_join(v->thread, NULL);
 	v->thread_ok = false;
+	/* No vCPU and no kick is left to start a request: once the ones in
+	 * flight complete, nothing signals the MSI-X that vm_pci_destroy()
+	 * is about to take away. */
+	for (uint32_t i = 0; i < v->ndisks; i++)
+		if (v->blk_dev[i].vp_ok)
+			virtio_blk_drain(&v->blk[i]);
 }
 
 void vm_virtio_destroy(struct vm *vm)
@@ -243,6 +283,12 @@ void vm_virtio_destroy(struct vm *vm)
 	if (!v)
 		return;
 	vm_virtio_stop(vm);
+	for (uint32_t i = 0; i < v->ndisks; i++) {
+		/* Drained by the stop above: no completion is left to signal. */
+		dev_free(&v->blk_dev[i]);
+		if (v->blk_ok[i])
+			virtio_blk_destroy(&v->blk[i]);
+	}
 	dev_free(&v->rng_dev);
 	if (v->rng_ok)
 		virtio_rng_destroy(&v->rng);
@@ -284,4 +330,32 @@ void vm_virtio_counters(struct vm *vm, vm_counter_fn fn, void *ctx)
 	dev_counters(&v->rng_dev, __atomic_load_n(&r->requests, __ATOMIC_RELAXED),
 		     __atomic_load_n(&r->bytes, __ATOMIC_RELAXED),
 		     __atomic_load_n(&r->errors, __ATOMIC_RELAXED), fn, ctx);
+	for (uint32_t i = 0; i < v->ndisks; i++) {
+		if (!v->blk_dev[i].vp_ok)
+			continue;
+		struct virtio_blk_counters bc;
+		virtio_blk_get_counters(&v->blk[i], &bc);
+		dev_counters(&v->blk_dev[i],
+			     bc.reads + bc.writes + bc.flushes + bc.discards + bc.write_zeroes +
+				 bc.get_ids,
+			     bc.bytes_read + bc.bytes_written, bc.errors, fn, ctx);
+		char name[48];
+		const struct {
+			const char *what;
+			uint64_t value;
+		} c[] = {
+		    {"reads", bc.reads},
+		    {"writes", bc.writes},
+		    {"flushes", bc.flushes},
+		    {"discards", bc.discards},
+		    {"write_zeroes", bc.write_zeroes},
+		    {"get_ids", bc.get_ids},
+		    {"bytes_read", bc.bytes_read},
+		    {"bytes_written", bc.bytes_written},
+		};
+		for (size_t k = 0; k < sizeof(c) / sizeof(c[0]); k++) {
+			snprintf(name, sizeof(name), "virtio.%s.%s", v->blk_name[i], c[k].what);
+			fn(ctx, name, c[k].value);
+		}
+	}
 }

@@ -302,6 +302,9 @@ void checks_run(const struct options *o)
 		case CHECK_RNG:
 			check_rng();
 			break;
+		case CHECK_BLK:
+			check_blk(o);
+			break;
 		case CHECK_COUNT:
 			break;
 		}

@@ -6,7 +6,7 @@ const char *const check_names[CHECK_COUNT] = {
     [CHECK_BOOT] = "boot",     [CHECK_CMDLINE] = "cmdline", [CHECK_MEM] = "mem",
     [CHECK_INITRD] = "initrd", [CHECK_ACPI] = "acpi",	    [CHECK_MADT] = "madt",
     [CHECK_SMP] = "smp",       [CHECK_CMOS] = "cmos",	    [CHECK_CPL3] = "cpl3",
-    [CHECK_PCI] = "pci",       [CHECK_RNG] = "rng",
+    [CHECK_PCI] = "pci",       [CHECK_RNG] = "rng",	    [CHECK_BLK] = "blk",
 };
 
 static void add_error(struct options *o, const char *key, const char *v, size_t vlen)
@@ -71,6 +71,51 @@ static bool parse_initrd(struct options *o, const char *v, size_t n)
 	       parse_hex32(v + colon + 1, n - colon - 1, &o->initrd_crc);
 }
 
+/* Splits v at ':' into at most max fields; returns how many. */
+static unsigned split_colons(const char *v, size_t n, const char **f, size_t *fl, unsigned max)
+{
+	unsigned k = 0;
+	while (k < max) {
+		size_t l = 0;
+		while (l < n && v[l] != ':')
+			l++;
+		f[k] = v;
+		fl[k++] = l;
+		if (l == n)
+			return k;
+		v += l + 1;
+		n -= l + 1;
+	}
+	return max + 1; /* too many */
+}
+
+/* chv.blk=SECTORS:CRC32 (the CRC of the first SECTORS sectors, hex). */
+static bool parse_blk(struct options *o, const char *v, size_t n)
+{
+	const char *f[2];
+	size_t fl[2];
+	uint64_t x;
+	if (split_colons(v, n, f, fl, 2) != 2 || !parse_size(f[0], fl[0], &x) || x == 0 ||
+	    x > BLK_MAX_SECTORS || !parse_hex32(f[1], fl[1], &o->blk_crc))
+		return false;
+	o->blk_sectors = (uint32_t)x;
+	return (o->have_blk = true);
+}
+
+/* chv.blkw=SECTOR:COUNT:SEED (SEED hex). */
+static bool parse_blkw(struct options *o, const char *v, size_t n)
+{
+	const char *f[3];
+	size_t fl[3];
+	uint64_t x;
+	if (split_colons(v, n, f, fl, 3) != 3 || !parse_size(f[0], fl[0], &o->blkw_sector) ||
+	    !parse_size(f[1], fl[1], &x) || x == 0 || x > BLK_MAX_SECTORS ||
+	    !parse_hex32(f[2], fl[2], &o->blkw_seed))
+		return false;
+	o->blkw_count = (uint32_t)x;
+	return (o->have_blk = o->have_blkw = true);
+}
+
 static bool parse_action(struct options *o, const char *v, size_t n)
 {
 	static const char *const names[] = {"poweroff", "reset", "triplefault", "hang", "mmioexec"};
@@ -108,6 +153,24 @@ static bool parse_word(struct options *o, const char *k, size_t kn, const char *
 		if (!parse_size(v, vn, &x) || x > 1)
 			return false;
 		o->have_rng = x == 1;
+		return true;
+	}
+	if (word_is(k, kn, "chv.blk"))
+		return parse_blk(o, v, vn);
+	if (word_is(k, kn, "chv.blkw"))
+		return parse_blkw(o, v, vn);
+	if (word_is(k, kn, "chv.blkid")) {
+		if (vn == 0 || vn > 20)
+			return false;
+		memcpy(o->blkid, v, vn);
+		o->blkid[vn] = '\0';
+		return (o->have_blk = o->have_blkid = true);
+	}
+	if (word_is(k, kn, "chv.blkro")) {
+		if (!parse_size(v, vn, &x) || x > 1)
+			return false;
+		o->blk_ro = x == 1;
+		o->have_blk |= o->blk_ro;
 		return true;
 	}
 	if (word_is(k, kn, "chv.initrd"))
@@ -169,5 +232,6 @@ void options_parse(const char *cmdline, struct options *o)
 		o->want[CHECK_INITRD] = o->have_initrd;
 		o->want[CHECK_PCI] = o->have_pci;
 		o->want[CHECK_RNG] = o->have_rng;
+		o->want[CHECK_BLK] = o->have_blk;
 	}
 }

@@ -174,6 +174,7 @@ enum check_id {
 	CHECK_CPL3,
 	CHECK_PCI,
 	CHECK_RNG,
+	CHECK_BLK,
 	CHECK_COUNT
 };
 enum action { ACTION_POWEROFF, ACTION_RESET, ACTION_TRIPLEFAULT, ACTION_HANG, ACTION_MMIOEXEC };
@@ -182,6 +183,13 @@ struct options {
 	bool explicit_checks; /* chv.checks was given */
 	bool want[CHECK_COUNT];
 	bool have_mem, have_cpus, have_initrd, have_pci, have_rng;
+	/* virtio-blk: chv.blk=SECTORS:CRC, chv.blkw=SECTOR:COUNT:SEED,
+	 * chv.blkid=SERIAL, chv.blkro=1; any of them enables the check. */
+	bool have_blk, have_blkw, have_blkid, blk_ro;
+	uint32_t blk_sectors, blk_crc;
+	uint64_t blkw_sector;
+	uint32_t blkw_count, blkw_seed;
+	char blkid[24];
 	uint32_t pci_functions; /* chv.pci: functions expected on the first bus */
 	uint64_t mem;
 	uint32_t cpus;
@@ -374,5 +382,9 @@ int64_t virtq_transact(struct virtq *vq, const struct virtq_buf *bufs, unsigned 
 
 /* ---- rng.c ---- */
 void check_rng(void);
+
+/* ---- blk.c ---- */
+#define BLK_MAX_SECTORS 128 /* per chv.blk / chv.blkw region */
+void check_blk(const struct options *o);
 
 #endif

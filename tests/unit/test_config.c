@@ -373,6 +373,26 @@ static const struct bad_case bad_cases[] = {
     {{"--rng="}, {"--rng"}},
     {{"--rng", "src=/a,src=/b"}, {"--rng:", "\"src\" given twice"}},
     {{"--rng", "src=/a", "--rng"}, {"--rng"}},
+    /* --disk */
+    {{"--disk", "readonly=on"}, {"--disk:", "path= is required"}},
+    {{"--disk", "/img"}, {"--disk:", "\"/img\"", "not key=value"}},
+    {{"--disk", "path=/i,file=/j"}, {"--disk:", "unknown key \"file\""}},
+    {{"--disk", "path=/i,path=/j"}, {"--disk:", "\"path\" given twice"}},
+    {{"--disk", "path="}, {"--disk:", "path="}},
+    {{"--disk", "path=/i,readonly=yes"}, {"--disk:", "readonly=yes", "not a boolean"}},
+    {{"--disk", "path=/i,direct=1"}, {"--disk:", "direct=1", "not a boolean"}},
+    {{"--disk", "path=/i,num_queues=0"}, {"--disk:", "num_queues=0", "out of range"}},
+    {{"--disk", "path=/i,num_queues=256"}, {"--disk:", "num_queues=256", "out of range"}},
+    {{"--disk", "path=/i,num_queues=x"}, {"--disk:", "num_queues=x"}},
+    {{"--disk", "path=/i,queue_size=2"}, {"--disk:", "queue_size=2", "out of range"}},
+    {{"--disk", "path=/i,queue_size=65536"}, {"--disk:", "queue_size=65536", "out of range"}},
+    {{"--disk", "path=/i,queue_size=100"}, {"--disk:", "queue_size=100", "power of two"}},
+    {{"--disk", "path=/i,queue_size=-128"}, {"--disk:", "queue_size=-128"}},
+    {{"--disk", "path=/i,serial=123456789012345678901"},
+     {"--disk:", "serial=123456789012345678901", "longer than 20"}},
+    {{"--disk", "path=/i,serial="}, {"--disk:", "serial="}},
+    {{"--disk="}, {"--disk"}},
+    {{"--disk", "path=/i", "--disk"}, {"--disk"}},
 };
 
 static void test_bad_inputs(void **state)
@@ -426,14 +446,15 @@ static void test_usage(void **state)
 	(void)state;
 	const char *u = vm_config_usage();
 	static const char *const needles[] = {
-	    "--kernel",	      "--initramfs", "--cmdline",    "--cpus",
-	    "boot=",	      "max=",	     "topology=",    "max_phys_bits=",
-	    "--memory",	      "size=",	     "shared=",	     "hugepages=",
-	    "512M",	      "--serial",    "--console",    "file=PATH",
-	    "socket=PATH",    "-v",	     "--log-file",   "--seccomp",
-	    "true|false|log", "--no-reboot", "--hypervisor", "--help",
-	    "--version",      "default 1",   "default 46",   "default null",
-	    "default off",    "--rng",	     "src=PATH",     "/dev/urandom",
+	    "--kernel",	      "--initramfs",  "--cmdline",    "--cpus",
+	    "boot=",	      "max=",	      "topology=",    "max_phys_bits=",
+	    "--memory",	      "size=",	      "shared=",      "hugepages=",
+	    "512M",	      "--serial",     "--console",    "file=PATH",
+	    "socket=PATH",    "-v",	      "--log-file",   "--seccomp",
+	    "true|false|log", "--no-reboot",  "--hypervisor", "--help",
+	    "--version",      "default 1",    "default 46",   "default null",
+	    "default off",    "--rng",	      "src=PATH",     "/dev/urandom",
+	    "--disk",	      "queue_size=N",
 	};
 	assert_non_null(u);
 	for (size_t i = 0; i < sizeof(needles) / sizeof(needles[0]); i++)
@@ -752,6 +773,108 @@ static void test_rng(void **state)
 	vm_config_free(&c);
 }
 
+/* --disk: repeatable, parsed with CH's defaults, validated against the
+ * vCPUs and the file system. */
+static void test_disk(void **state)
+{
+	struct files *f = *state;
+	struct vm_config c;
+	struct chv_err err = {0};
+	char d0[256], d1[256], d2[256];
+	snprintf(d0, sizeof(d0), "path=%s", f->initrd);
+	snprintf(
+	    d1, sizeof(d1),
+	    "path=%s,readonly=on,direct=on,num_queues=2,queue_size=4,serial=12345678901234567890,"
+	    "id=disk1",
+	    f->kernel);
+	snprintf(d2, sizeof(d2), "path=%s,queue_size=32768,readonly=off,direct=off", f->initrd);
+	assert_int_equal(parse(&c, &err,
+			       ARGS("--kernel", f->kernel, "--cpus", "boot=2", "--disk", d0,
+				    "--disk", d1, "--disk", d2)),
+			 0);
+	assert_int_equal(c.ndisks, 3);
+	assert_string_equal(c.disks[0].path, f->initrd);
+	assert_false(c.disks[0].readonly);
+	assert_false(c.disks[0].direct);
+	assert_int_equal(c.disks[0].num_queues, 1);
+	assert_int_equal(c.disks[0].queue_size, 128);
+	assert_null(c.disks[0].serial);
+	assert_null(c.disks[0].id);
+	assert_true(c.disks[1].readonly);
+	assert_true(c.disks[1].direct);
+	assert_int_equal(c.disks[1].num_queues, 2);
+	assert_int_equal(c.disks[1].queue_size, 4);
+	assert_string_equal(c.disks[1].serial, "12345678901234567890");
+	assert_string_equal(c.disks[1].id, "disk1");
+	assert_int_equal(c.disks[2].queue_size, 32768);
+	assert_int_equal(vm_config_validate(&c, &err), 0);
+
+	/* num_queues above the boot vCPUs */
+	c.cpus.boot = 1;
+	expect_invalid(&c, "--disk: num_queues=2", "boot vCPUs");
+	c.cpus.boot = 2;
+	/* rules the parser enforces, checked again for configs built otherwise */
+	c.disks[2].queue_size = 96;
+	expect_invalid(&c, "--disk: queue_size=96", "power of two");
+	c.disks[2].queue_size = 2;
+	expect_invalid(&c, "--disk: queue_size=2", NULL);
+	c.disks[2].queue_size = 128;
+	c.disks[2].num_queues = 0;
+	expect_invalid(&c, "--disk: num_queues=0", NULL);
+	c.disks[2].num_queues = 1;
+	free(c.disks[2].serial);
+	c.disks[2].serial = strdup("123456789012345678901");
+	expect_invalid(&c, "--disk: serial=123456789012345678901", "longer than 20");
+	free(c.disks[2].serial);
+	c.disks[2].serial = NULL;
+	c.disks[2].id = strdup("disk1");
+	expect_invalid(&c, "--disk: id=disk1", "twice");
+	free(c.disks[2].id);
+	c.disks[2].id = NULL;
+	/* the path must exist and be a file or block device */
+	free(c.disks[2].path);
+	c.disks[2].path = strdup("/nonexistent/disk.img");
+	expect_invalid(&c, "--disk: path=/nonexistent/disk.img", "No such file");
+	free(c.disks[2].path);
+	c.disks[2].path = strdup(f->dir);
+	expect_invalid(&c, "--disk: path=", "not a regular file or a block device");
+	free(c.disks[2].path);
+	c.disks[2].path = strdup("");
+	expect_invalid(&c, "--disk: path= is required", NULL);
+	free(c.disks[2].path);
+	c.disks[2].path = strdup(f->initrd);
+	assert_int_equal(vm_config_validate(&c, &err), 0);
+	vm_config_free(&c);
+	assert_int_equal(c.ndisks, 0);
+
+	/* At most CONFIG_MAX_DISKS; the ninth names --disk and its value. */
+	const char *args[2 + 2 * (CONFIG_MAX_DISKS + 1) + 1] = {"--kernel", f->kernel};
+	int n = 2;
+	for (int i = 0; i <= CONFIG_MAX_DISKS; i++) {
+		args[n++] = "--disk";
+		args[n++] = d0;
+	}
+	args[n] = NULL;
+	assert_int_equal(parse(&c, &err, args), -EINVAL);
+	assert_int_equal(c.ndisks, CONFIG_MAX_DISKS);
+	assert_non_null(strstr(err.msg, "--disk: more than 8 disks"));
+	assert_non_null(strstr(err.msg, d0));
+	args[n - 2] = NULL;
+	vm_config_free(&c);
+	assert_int_equal(parse(&c, &err, args), 0);
+	assert_int_equal(c.ndisks, CONFIG_MAX_DISKS);
+	assert_int_equal(vm_config_validate(&c, &err), 0);
+	vm_config_free(&c);
+
+	/* A failing --disk leaves nothing behind (ASan checks the leak). */
+	assert_int_equal(
+	    parse(&c, &err,
+		  ARGS("--kernel", f->kernel, "--disk", "path=/x,serial=s,id=i,direct=2")),
+	    -EINVAL);
+	assert_int_equal(c.ndisks, 0);
+	vm_config_free(&c);
+}
+
 static void test_free_partial(void **state)
 {
 	(void)state;
@@ -800,6 +923,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_validate_console_flag, files_setup,
 					    files_teardown),
 	    cmocka_unit_test_setup_teardown(test_rng, files_setup, files_teardown),
+	    cmocka_unit_test_setup_teardown(test_disk, files_setup, files_teardown),
 	    cmocka_unit_test(test_free_partial),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

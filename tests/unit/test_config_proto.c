@@ -249,6 +249,23 @@ static void roundtrip(const struct vm_config *in)
 		assert_string_equal(out.rng.src, in->rng.src);
 	else
 		assert_null(out.rng.src);
+	assert_int_equal(out.ndisks, in->ndisks);
+	for (uint32_t i = 0; i < in->ndisks; i++) {
+		const struct disk_config *a = &in->disks[i], *b = &out.disks[i];
+		assert_string_equal(b->path, a->path);
+		assert_int_equal(b->readonly, a->readonly);
+		assert_int_equal(b->direct, a->direct);
+		assert_int_equal(b->num_queues, a->num_queues);
+		assert_int_equal(b->queue_size, a->queue_size);
+		if (a->serial)
+			assert_string_equal(b->serial, a->serial);
+		else
+			assert_null(b->serial);
+		if (a->id)
+			assert_string_equal(b->id, a->id);
+		else
+			assert_null(b->id);
+	}
 	vm_config_free(&out);
 }
 
@@ -266,21 +283,26 @@ static void test_roundtrip_flags(void **state)
 {
 	(void)state;
 	/* A configuration as chv-vmm's flags make it. */
-	char *argv[] = {"chv-vmm",
-			"--kernel",
-			"/k.elf",
-			"--initramfs",
-			"/init.cpio",
-			"--cmdline",
-			"chv.mem=64M chv.cpus=4",
-			"--cpus",
-			"boot=2,max=4,topology=2:2:1:1,max_phys_bits=39",
-			"--memory",
-			"size=64M,shared=on,hugepages=on",
-			"--serial",
-			"socket=/run/s.sock",
-			"--rng",
-			"src=/dev/random"};
+	char *argv[] = {
+	    "chv-vmm",
+	    "--kernel",
+	    "/k.elf",
+	    "--initramfs",
+	    "/init.cpio",
+	    "--cmdline",
+	    "chv.mem=64M chv.cpus=4",
+	    "--cpus",
+	    "boot=2,max=4,topology=2:2:1:1,max_phys_bits=39",
+	    "--memory",
+	    "size=64M,shared=on,hugepages=on",
+	    "--serial",
+	    "socket=/run/s.sock",
+	    "--rng",
+	    "src=/dev/random",
+	    "--disk",
+	    "path=/a.img",
+	    "--disk",
+	    "path=/b.img,readonly=on,direct=on,num_queues=2,queue_size=1024,serial=S1,id=d1"};
 	struct vm_config c;
 	struct chv_err err = {0};
 	vm_config_init(&c);
@@ -500,8 +522,6 @@ static void test_error_consoles(void **state)
 static void test_error_unsupported(void **state)
 {
 	(void)state;
-	Chv__V1__DiskConfig disk = CHV__V1__DISK_CONFIG__INIT;
-	Chv__V1__DiskConfig *disks[] = {&disk};
 	Chv__V1__NetConfig net = CHV__V1__NET_CONFIG__INIT;
 	Chv__V1__NetConfig *nets[] = {&net};
 	Chv__V1__FsConfig fs = CHV__V1__FS_CONFIG__INIT;
@@ -513,10 +533,6 @@ static void test_error_unsupported(void **state)
 	char *oem[] = {"x"};
 	struct pcfg p;
 
-	pcfg_init(&p);
-	p.vm.n_disks = 1;
-	p.vm.disks = disks;
-	expect_error(&p.vm, "config.disks: not supported yet");
 	pcfg_init(&p);
 	p.vm.n_nets = 1;
 	p.vm.nets = nets;
@@ -600,6 +616,97 @@ static void test_validates(void **state)
 	vm_config_free(&c);
 }
 
+/* config.disks: defaults for zeros, values as given, errors naming
+ * config.disks[i] and the value. */
+static void test_disks(void **state)
+{
+	(void)state;
+	struct pcfg p;
+	Chv__V1__DiskConfig d0 = CHV__V1__DISK_CONFIG__INIT, d1 = CHV__V1__DISK_CONFIG__INIT;
+	Chv__V1__DiskConfig *disks[CONFIG_MAX_DISKS + 1];
+	struct vm_config c;
+
+	pcfg_init(&p);
+	d0.path = "/img0";
+	d1.path = "/img1";
+	d1.readonly = true;
+	d1.direct = true;
+	d1.num_queues = 4;
+	d1.queue_size = 32768;
+	d1.serial = "12345678901234567890";
+	d1.id = "disk1";
+	disks[0] = &d0;
+	disks[1] = &d1;
+	p.vm.disks = disks;
+	p.vm.n_disks = 2;
+	convert_ok(&p.vm, &c);
+	assert_int_equal(c.ndisks, 2);
+	assert_string_equal(c.disks[0].path, "/img0");
+	assert_false(c.disks[0].readonly);
+	assert_int_equal(c.disks[0].num_queues, 1);
+	assert_int_equal(c.disks[0].queue_size, 128);
+	assert_null(c.disks[0].serial);
+	assert_null(c.disks[0].id);
+	assert_true(c.disks[1].readonly);
+	assert_true(c.disks[1].direct);
+	assert_int_equal(c.disks[1].num_queues, 4);
+	assert_int_equal(c.disks[1].queue_size, 32768);
+	assert_string_equal(c.disks[1].serial, "12345678901234567890");
+	assert_string_equal(c.disks[1].id, "disk1");
+	/* A second conversion into the same struct replaces the disks. */
+	p.vm.n_disks = 1;
+	struct chv_err err = {0};
+	assert_int_equal(vm_config_from_proto(&c, &p.vm, &err), 0);
+	assert_int_equal(c.ndisks, 1);
+	vm_config_free(&c);
+
+	p.vm.n_disks = 2;
+	d1.path = "";
+	expect_error(&p.vm, "config.disks[1].path is required");
+	disks[1] = NULL;
+	expect_error(&p.vm, "config.disks[1].path is required");
+	disks[1] = &d1;
+	d1.path = "/img1";
+	d1.queue_size = 100;
+	expect_error(&p.vm, "config.disks[1].queue_size: 100 is not a power of two in 4..32768");
+	d1.queue_size = 2;
+	expect_error(&p.vm, "config.disks[1].queue_size: 2 is not a power of two in 4..32768");
+	d1.queue_size = 65536;
+	expect_error(&p.vm, "config.disks[1].queue_size: 65536 is not a power of two in 4..32768");
+	d1.queue_size = 0;
+	d1.num_queues = 256;
+	expect_error(&p.vm, "config.disks[1].num_queues: 256 is out of range (1..255)");
+	d1.num_queues = 0;
+	d1.serial = "123456789012345678901";
+	expect_error(&p.vm,
+		     "config.disks[1].serial: \"123456789012345678901\" is longer than 20 bytes");
+	d1.serial = "";
+	Chv__V1__RateLimiterConfig rl = CHV__V1__RATE_LIMITER_CONFIG__INIT;
+	d1.rate_limiter = &rl;
+	expect_error(&p.vm, "config.disks[1].rate_limiter: not supported yet");
+	d1.rate_limiter = NULL;
+	d1.rate_limit_group = "g";
+	expect_error(&p.vm, "config.disks[1].rate_limiter: not supported yet");
+	d1.rate_limit_group = "";
+	for (int i = 0; i <= CONFIG_MAX_DISKS; i++)
+		disks[i] = &d0;
+	p.vm.n_disks = CONFIG_MAX_DISKS + 1;
+	expect_error(&p.vm, "config.disks: 9 disks, more than 8");
+	p.vm.n_disks = CONFIG_MAX_DISKS;
+	convert_ok(&p.vm, &c);
+	assert_int_equal(c.ndisks, CONFIG_MAX_DISKS);
+	roundtrip(&c);
+	vm_config_free(&c);
+
+	/* num_queues against the vCPUs is the validator's, naming --disk. */
+	p.vm.n_disks = 1;
+	d0.num_queues = 2;
+	d0.path = "/nonexistent/img";
+	convert_ok(&p.vm, &c);
+	assert_int_not_equal(vm_config_validate(&c, &err), 0);
+	vm_config_free(&c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -618,6 +725,7 @@ int main(void)
 	    cmocka_unit_test(test_error_unsupported),
 	    cmocka_unit_test(test_from_wire),
 	    cmocka_unit_test(test_rng),
+	    cmocka_unit_test(test_disks),
 	    cmocka_unit_test(test_validates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
