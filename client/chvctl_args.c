@@ -462,6 +462,10 @@ int chvctl_config_from_flags(char **flags, int nflags, bool default_serial_tty,
 		rc = absolutize(&c.serial.path, err);
 	if (!rc)
 		rc = absolutize(&c.console.path, err);
+	if (!rc)
+		rc = absolutize(&c.rng.src, err);
+	for (uint32_t i = 0; !rc && i < c.ndisks; i++)
+		rc = absolutize(&c.disks[i].path, err);
 	if (!rc && vm_config_to_proto(&c, out) != 0)
 		rc = chv_err_set(err, -ENOMEM, "out of memory");
 	vm_config_free(&c);
