@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(gcc make cmake binutils libc6-dev pkg-config libcmocka-dev acpica-tools
       qemu-system-x86 python3 iproute2 procps time
       libprotobuf-c-dev protobuf-c-compiler libgrpc-dev libsystemd-dev python3-grpcio
-      python3-protobuf protobuf-compiler systemd openssl liburing-dev)
+      python3-protobuf protobuf-compiler systemd openssl liburing-dev libseccomp-dev)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
