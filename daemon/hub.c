@@ -6,47 +6,6 @@
 
 #include "daemon/rpc.h"
 
-int ring_init(struct ring *r, size_t cap)
-{
-	r->buf = malloc(cap);
-	r->cap = cap;
-	r->written = 0;
-	return r->buf ? 0 : -ENOMEM;
-}
-
-void ring_free(struct ring *r)
-{
-	free(r->buf);
-	r->buf = NULL;
-}
-
-void ring_append(struct ring *r, const uint8_t *data, size_t n)
-{
-	if (n >= r->cap) {
-		data += n - r->cap;
-		r->written += n - r->cap;
-		n = r->cap;
-	}
-	size_t at = (size_t)(r->written % r->cap);
-	size_t first = n < r->cap - at ? n : r->cap - at;
-	memcpy(r->buf + at, data, first);
-	memcpy(r->buf, data + first, n - first);
-	r->written += n;
-}
-
-size_t ring_snapshot(const struct ring *r, uint8_t **out)
-{
-	size_t n = r->written < r->cap ? (size_t)r->written : r->cap;
-	*out = malloc(n ? n : 1);
-	if (!*out)
-		return 0;
-	size_t start = (size_t)((r->written - n) % r->cap);
-	size_t first = n < r->cap - start ? n : r->cap - start;
-	memcpy(*out, r->buf + start, first);
-	memcpy(*out + first, r->buf, n - first);
-	return n;
-}
-
 void sublist_init(struct sublist *l)
 {
 	pthread_mutex_init(&l->lock, NULL);

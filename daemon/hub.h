@@ -1,6 +1,6 @@
-/* Fan-out of stream output: a bounded byte ring (console history) and lists
- * of streaming calls (console followers, event watchers). Sends only queue
- * (rpc_stream_send never blocks), so publishers may hold their own locks. */
+/* Fan-out of stream output: lists of streaming calls (console followers,
+ * event watchers). Sends only queue (rpc_stream_send never blocks), so
+ * publishers may hold their own locks. */
 #ifndef CHV_DAEMON_HUB_H
 #define CHV_DAEMON_HUB_H
 
@@ -9,18 +9,6 @@
 #include <stdint.h>
 
 struct rpc_call;
-
-struct ring {
-	uint8_t *buf;
-	size_t cap;
-	uint64_t written; /* bytes ever appended; the ring keeps the last cap of them */
-};
-
-int ring_init(struct ring *r, size_t cap);
-void ring_free(struct ring *r);
-void ring_append(struct ring *r, const uint8_t *data, size_t n);
-/* Copies what the ring holds, oldest first, into a new buffer (*out, free()). */
-size_t ring_snapshot(const struct ring *r, uint8_t **out);
 
 struct sub {
 	struct rpc_call *call;

@@ -52,7 +52,7 @@ void *pb_dup(const void *msg)
 static void vmrec_free(struct vmrec *r)
 {
 	sublist_destroy(&r->followers);
-	ring_free(&r->console);
+	byte_ring_free(&r->console);
 	if (r->config)
 		protobuf_c_message_free_unpacked(&r->config->base, NULL);
 	pthread_mutex_destroy(&r->lock);
@@ -103,7 +103,7 @@ struct vmrec *registry_get(const char *id)
 int registry_add(const char *id, Chv__V1__VmConfig *config, unsigned max_vms, struct vmrec **out)
 {
 	struct vmrec *r = calloc(1, sizeof(*r));
-	if (!r || ring_init(&r->console, CONSOLE_HISTORY) < 0) {
+	if (!r || byte_ring_init(&r->console, CONSOLE_HISTORY) < 0) {
 		free(r);
 		return -ENOMEM;
 	}

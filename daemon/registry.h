@@ -11,6 +11,7 @@
 
 #include "chv/v1/vm.pb-c.h"
 #include "daemon/hub.h"
+#include "vm/byte_ring.h"
 
 #define VM_ID_MAX 64
 
@@ -30,7 +31,7 @@ struct vmrec {
 	bool worker_dead;     /* its connection ended; closed by the next operation */
 	bool stopping;	      /* we asked the worker to exit */
 	bool deleted;
-	struct ring console;
+	struct byte_ring console; /* serial output history */
 	struct sublist followers; /* Console callers following live output */
 	unsigned refs;
 };

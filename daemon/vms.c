@@ -152,7 +152,7 @@ static void on_notice(void *ctx, const Chv__Worker__V1__Notice *n)
 		Chv__V1__ConsoleOutput out = CHV__V1__CONSOLE_OUTPUT__INIT;
 		out.data = n->console_output;
 		pthread_mutex_lock(&r->lock);
-		ring_append(&r->console, n->console_output.data, n->console_output.len);
+		(void)byte_ring_put(&r->console, n->console_output.data, n->console_output.len);
 		sublist_publish(&r->followers, NULL, &out);
 		pthread_mutex_unlock(&r->lock);
 	} else if (n->kind_case == CHV__WORKER__V1__NOTICE__KIND_STATE && n->state &&
@@ -714,7 +714,7 @@ Chv__V1__CountersResponse *vms_counters(const char *id, struct op_result *res)
 	chv__v1__counters_response__init(c);
 	pthread_mutex_lock(&r->op_lock);
 	pthread_mutex_lock(&r->lock);
-	uint64_t console = r->console.written;
+	uint64_t console = r->console.head; /* every byte ever received */
 	pthread_mutex_unlock(&r->lock);
 	int e = add_counter(c, "console.output_bytes", console);
 	if (e == 0 && worker_live(r)) {
@@ -760,8 +760,11 @@ int vms_console_attach(const char *id, struct rpc_call *call, bool follow, bool 
 	*hist = NULL;
 	*hist_len = 0;
 	pthread_mutex_lock(&r->lock);
-	if (history)
-		*hist_len = ring_snapshot(&r->console, hist);
+	if (history) {
+		size_t len = (size_t)byte_ring_len(&r->console);
+		*hist = malloc(len ? len : 1);
+		*hist_len = *hist ? byte_ring_copy(&r->console, r->console.tail, *hist, len) : 0;
+	}
 	if (follow)
 		sublist_add(&r->followers, call, NULL);
 	pthread_mutex_unlock(&r->lock);

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vm/byte_ring.h"
 #include "vm/log.h"
 
 #define SINK_CHUNK    16384
@@ -34,8 +35,7 @@ struct sink {
 
 	/* TTY and SOCKET: the ring, written by sink_write, drained by the thread.
 	 * head and tail count bytes since the start; [tail, head) is queued. */
-	uint8_t *ring;
-	uint64_t head, tail;
+	struct byte_ring ring; /* buf NULL: no ring (off, null, file, callback) */
 	uint64_t dropped;
 	bool kicked;	  /* a wake-up is pending for the thread */
 	bool out_blocked; /* the thread waits for POLLOUT, no need to wake it */
@@ -134,7 +134,7 @@ void sink_write(struct sink *s, const uint8_t *buf, size_t n)
 		pthread_mutex_unlock(&s->lock);
 		return;
 	}
-	if (!s->ring) {
+	if (!s->ring.buf) {
 		pthread_mutex_lock(&s->lock);
 		s->tx += n; /* off, null: dropped by design, still counted */
 		pthread_mutex_unlock(&s->lock);
@@ -144,22 +144,7 @@ void sink_write(struct sink *s, const uint8_t *buf, size_t n)
 	bool wake = false;
 	pthread_mutex_lock(&s->lock);
 	s->tx += n;
-	if (n > SINK_RING_SIZE) {
-		s->dropped += n - SINK_RING_SIZE;
-		buf += n - SINK_RING_SIZE;
-		n = SINK_RING_SIZE;
-	}
-	uint64_t queued = s->head - s->tail;
-	if (queued + n > SINK_RING_SIZE) {
-		uint64_t lose = queued + n - SINK_RING_SIZE;
-		s->dropped += lose;
-		s->tail += lose;
-	}
-	size_t at = (size_t)(s->head % SINK_RING_SIZE);
-	size_t first = SINK_RING_SIZE - at < n ? SINK_RING_SIZE - at : n;
-	memcpy(s->ring + at, buf, first);
-	memcpy(s->ring, buf + first, n - first);
-	s->head += n;
+	s->dropped += byte_ring_put(&s->ring, buf, n);
 	/* Without a reader, or with one that is not keeping up, the bytes
 	 * just wait: no need to wake the thread for every byte. */
 	if (!s->kicked && s->out_fd >= 0 && !s->out_blocked) {
@@ -251,15 +236,8 @@ static int sink_flush(struct sink *s)
 {
 	for (;;) {
 		pthread_mutex_lock(&s->lock);
-		uint64_t pos = s->tail;
-		uint64_t avail = s->head - pos;
-		size_t at = (size_t)(pos % SINK_RING_SIZE);
-		size_t n = SINK_RING_SIZE - at;
-		if (n > avail)
-			n = (size_t)avail;
-		if (n > SINK_CHUNK)
-			n = SINK_CHUNK;
-		memcpy(s->chunk, s->ring + at, n);
+		uint64_t pos = s->ring.tail;
+		size_t n = byte_ring_copy(&s->ring, pos, s->chunk, SINK_CHUNK);
 		s->out_blocked = false;
 		pthread_mutex_unlock(&s->lock);
 		if (!n || s->out_fd < 0)
@@ -284,10 +262,10 @@ static int sink_flush(struct sink *s)
 		/* Writers may have dropped the oldest bytes meanwhile: those we
 		 * just sent were not lost after all. */
 		uint64_t sent_end = pos + (uint64_t)w;
-		if (s->tail > pos)
-			s->dropped -= (s->tail < sent_end ? s->tail : sent_end) - pos;
-		if (s->tail < sent_end)
-			s->tail = sent_end;
+		if (s->ring.tail > pos)
+			s->dropped -= (s->ring.tail < sent_end ? s->ring.tail : sent_end) - pos;
+		if (s->ring.tail < sent_end)
+			s->ring.tail = sent_end;
 		pthread_mutex_unlock(&s->lock);
 	}
 }
@@ -360,7 +338,7 @@ static void *sink_thread(void *arg)
 		bool stop = s->stopping;
 		sink_input_fn fn = s->in_fn;
 		void *ctx = s->in_ctx;
-		bool pending = s->head != s->tail;
+		bool pending = byte_ring_len(&s->ring) != 0;
 		bool blocked = s->out_blocked;
 		pthread_mutex_unlock(&s->lock);
 		if (stop)
@@ -430,8 +408,7 @@ static int sink_start_thread(struct sink *s)
 {
 	sigset_t all, old;
 
-	s->ring = malloc(SINK_RING_SIZE);
-	if (!s->ring)
+	if (byte_ring_init(&s->ring, SINK_RING_SIZE) < 0)
 		return -ENOMEM;
 	s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (s->wake_fd < 0)
@@ -718,6 +695,6 @@ void sink_close(struct sink *s)
 	}
 	pthread_mutex_destroy(&s->lock);
 	free(s->path);
-	free(s->ring);
+	byte_ring_free(&s->ring);
 	free(s);
 }

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "chv/worker/v1/worker.pb-c.h"
+#include "vm/byte_ring.h"
 #include "vm/config.h"
 #include "vm/config_proto.h"
 #include "vm/log.h"
@@ -61,8 +62,7 @@ static uint64_t ev_data(enum tag t, int fd)
 /* Serial output between the vCPU threads (writers) and the control loop. */
 struct console_buf {
 	pthread_mutex_t lock;
-	uint8_t *ring;
-	uint64_t head, tail; /* bytes since the start; [tail, head) is pending */
+	struct byte_ring ring; /* [tail, head) is pending */
 	uint64_t dropped;
 	bool timer_armed, kicked;
 	int timer_fd, kick_fd;
@@ -216,27 +216,12 @@ static void console_out(void *ctx, const uint8_t *buf, size_t n)
 {
 	struct console_buf *c = ctx;
 	pthread_mutex_lock(&c->lock);
-	if (n > CONSOLE_KEEP) {
-		c->dropped += n - CONSOLE_KEEP;
-		buf += n - CONSOLE_KEEP;
-		n = CONSOLE_KEEP;
-	}
-	uint64_t queued = c->head - c->tail;
-	if (queued + n > CONSOLE_KEEP) {
-		uint64_t lose = queued + n - CONSOLE_KEEP;
-		c->dropped += lose;
-		c->tail += lose;
-	}
-	size_t at = (size_t)(c->head % CONSOLE_KEEP);
-	size_t first = CONSOLE_KEEP - at < n ? CONSOLE_KEEP - at : n;
-	memcpy(c->ring + at, buf, first);
-	memcpy(c->ring, buf + first, n - first);
-	c->head += n;
+	c->dropped += byte_ring_put(&c->ring, buf, n);
 	if (!c->timer_armed) {
 		c->timer_armed = true;
 		arm_timer(c->timer_fd, CONSOLE_FLUSH_MS);
 	}
-	if (!c->kicked && c->head - c->tail >= CONSOLE_BATCH) {
+	if (!c->kicked && byte_ring_len(&c->ring) >= CONSOLE_BATCH) {
 		c->kicked = true;
 		uint64_t one = 1;
 		ssize_t w = write(c->kick_fd, &one, sizeof(one));
@@ -300,18 +285,8 @@ static void console_flush(struct worker *w)
 		}
 		c->timer_armed = false;
 		c->kicked = false;
-		uint64_t pos = c->tail;
-		size_t n = (size_t)(c->head - pos);
-		if (n > CONSOLE_CHUNK)
-			n = CONSOLE_CHUNK;
-		if (n) {
-			size_t at = (size_t)(pos % CONSOLE_KEEP);
-			size_t first = CONSOLE_KEEP - at < n ? CONSOLE_KEEP - at : n;
-			memcpy(chunk, c->ring + at, first);
-			memcpy(chunk + first, c->ring, n - first);
-		} else {
-			n = 0;
-		}
+		uint64_t pos = c->ring.tail;
+		size_t n = byte_ring_copy(&c->ring, pos, chunk, CONSOLE_CHUNK);
 		pthread_mutex_unlock(&c->lock);
 		if (!n)
 			break;
@@ -326,8 +301,8 @@ static void console_flush(struct worker *w)
 			break; /* kept for the next controller */
 		pthread_mutex_lock(&c->lock);
 		/* Writers may have pushed the tail past what we sent meanwhile. */
-		if (c->tail < pos + n)
-			c->tail = pos + n;
+		if (c->ring.tail < pos + n)
+			c->ring.tail = pos + n;
 		pthread_mutex_unlock(&c->lock);
 	}
 }
@@ -968,9 +943,9 @@ static int worker_setup(struct worker *w, struct chv_err *err)
 {
 	int r;
 	w->rx = malloc(MAX_PACKET + 1);
-	w->con.ring = malloc(CONSOLE_KEEP);
+	int rr = byte_ring_init(&w->con.ring, CONSOLE_KEEP);
 	w->tx_chunk = malloc(CONSOLE_CHUNK);
-	if (!w->rx || !w->con.ring || !w->tx_chunk)
+	if (!w->rx || rr < 0 || !w->tx_chunk)
 		return chv_err_set(err, -ENOMEM, "out of memory");
 	w->ep = epoll_create1(EPOLL_CLOEXEC);
 	w->con.timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -1013,7 +988,7 @@ static void worker_teardown(struct worker *w)
 	vm_config_free(&w->cfg);
 	pthread_mutex_destroy(&w->vm_lock);
 	pthread_mutex_destroy(&w->con.lock);
-	free(w->con.ring);
+	byte_ring_free(&w->con.ring);
 	free(w->rx);
 	free(w->tx_chunk);
 }
