@@ -436,14 +436,19 @@ Chv__V1__VmInfo *vms_create(const char *id_in, const Chv__V1__VmConfig *config,
 	}
 	int e = vm_config_to_proto(&vc, &normal);
 	vm_config_free(&vc);
-	if (e < 0) {
+	/* The registry keeps an unpacked copy (freed like every stored one);
+	 * it is made before the VM becomes visible to other calls. */
+	Chv__V1__VmConfig *stored = e < 0 ? NULL : pb_dup(normal);
+	if (normal)
+		vm_config_proto_free(normal);
+	if (!stored) {
 		set_result(res, RPC_RESOURCE_EXHAUSTED, "out of memory");
 		return NULL;
 	}
 	struct vmrec *r;
-	e = registry_add(id, normal, cfg.max_vms, &r);
+	e = registry_add(id, stored, cfg.max_vms, &r);
 	if (e < 0) {
-		vm_config_proto_free(normal);
+		protobuf_c_message_free_unpacked(&stored->base, NULL);
 		if (e == -EEXIST)
 			set_result(res, RPC_ALREADY_EXISTS, "VM \"%s\" already exists", id);
 		else if (e == -ENOSPC)
@@ -453,20 +458,12 @@ Chv__V1__VmInfo *vms_create(const char *id_in, const Chv__V1__VmConfig *config,
 			set_result(res, RPC_RESOURCE_EXHAUSTED, "out of memory");
 		return NULL;
 	}
-	/* registry_add took ownership of a copy in the form the store keeps:
-	 * the converter's output is freed with vm_config_proto_free, so swap
-	 * in an unpacked copy. */
 	pthread_mutex_lock(&r->op_lock);
-	Chv__V1__VmConfig *stored = pb_dup(normal);
-	vm_config_proto_free(normal);
 	pthread_mutex_lock(&r->lock);
-	r->config = stored;
 	r->created_ms = now_ms();
 	pthread_mutex_unlock(&r->lock);
 	Chv__V1__VmInfo *info = NULL;
-	if (!stored) {
-		set_result(res, RPC_RESOURCE_EXHAUSTED, "out of memory");
-	} else if (worker_start(r, true, res) == 0) {
+	if (worker_start(r, true, res) == 0) {
 		publish(r->id, CHV__V1__EVENT_KIND__EVENT_KIND_CREATED,
 			CHV__V1__VM_STATE__VM_STATE_CREATED, NULL);
 		info = info_of(r, res);
