@@ -748,10 +748,11 @@ int vm_config_validate(const struct vm_config *c, struct chv_err *err)
 	if ((rc = check_console(&c->serial, "--serial", err)) ||
 	    (rc = check_console(&c->console, "--console", err)))
 		return rc;
-	if (c->console.mode != CONSOLE_OFF)
-		return chv_err_set(
-		    err, -EINVAL,
-		    "--console: virtio-console is not available yet, use --console off");
+	/* One stdin cannot feed two devices. */
+	if (c->console.mode == CONSOLE_TTY && c->serial.mode == CONSOLE_TTY)
+		return chv_err_set(err, -EINVAL,
+				   "--console: tty is already taken by --serial tty; use another "
+				   "mode for one of them");
 	if (!c->hypervisor)
 		return chv_err_set(err, -EINVAL, "--hypervisor is not set");
 	if (strcmp(c->hypervisor, "kvm") != 0)
@@ -804,7 +805,7 @@ const char *vm_config_usage(void)
 	       "                       the 16550 serial port on COM1 (default null: present,\n"
 	       "                         output dropped)\n"
 	       "  --console off|null|tty|file=PATH|socket=PATH\n"
-	       "                       virtio-console (default off; only off for now)\n"
+	       "                       virtio-console (default off: no device)\n"
 	       "  --rng src=PATH       virtio-rng, always present: where its entropy comes\n"
 	       "                         from, a character device or file (default\n"
 	       "                         /dev/urandom)\n"

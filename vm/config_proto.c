@@ -357,11 +357,11 @@ int vm_config_from_proto(struct vm_config *c, const Chv__V1__VmConfig *p, struct
 	    (r = console_from(&c->serial, "serial", CONSOLE_NULL, p->serial, err)) ||
 	    (r = console_from(&c->console, "console", CONSOLE_OFF, p->console, err)))
 		return r;
-	if (c->console.mode != CONSOLE_OFF)
+	/* A worker's stdin and stdout are not the user's terminal. */
+	if (c->console.mode == CONSOLE_TTY)
 		return chv_err_set(err, -EINVAL,
-				   "config.console.mode: %s is not supported yet (virtio-console; "
-				   "use OFF)",
-				   mode_name(p->console->mode));
+				   "config.console.mode: TTY is not supported under chvd "
+				   "(virtio-console; use NULL, FILE or SOCKET)");
 	if ((r = rng_from(c, p->rng, err)) || (r = disks_from(c, p, err)))
 		return r;
 	return unsupported_from(p, err);

@@ -25,8 +25,10 @@
 
 #include "pci/virtio_pci.h"
 #include "virtio/blk.h"
+#include "virtio/console.h"
 #include "virtio/rng.h"
 #include "vm/log.h"
+#include "vm/sink.h"
 #include "vm/vm_internal.h"
 
 struct vdev;
@@ -64,6 +66,11 @@ struct vm_virtio {
 	struct vdev blk_dev[CONFIG_MAX_DISKS];
 	char blk_name[CONFIG_MAX_DISKS][8];
 	uint32_t ndisks;
+	/* --console: the device after the disks, and its back-end. */
+	struct virtio_console con;
+	bool con_ok;
+	struct vdev con_dev;
+	struct sink *con_sink;
 };
 
 static void ioev_set(struct vdev *d, struct vdev_queue *q, uint64_t addr, bool assign)
@@ -210,6 +217,26 @@ static int disk_add(struct vm *vm, struct vm_virtio *v, uint32_t i, struct chv_e
 		       VM_PCI_SLOT_DISK0 + (int)i, err);
 }
 
+/* The console's back-end belongs to this VM instance: a reboot reopens it
+ * (a socket client reconnects, a file is appended to). */
+static int console_add(struct vm *vm, struct vm_virtio *v, struct chv_err *err)
+{
+	v->con_sink = sink_open_opt(&vm->cfg->console, "--console", err);
+	if (!v->con_sink)
+		return err && err->code < 0 ? err->code : -EINVAL;
+	const struct out_sink out = sink_out(v->con_sink);
+	v->con_ok = true; /* destroy is safe on a half-initialised device */
+	int e = virtio_console_init(&v->con, &vm->mem, &out, 80, 25, err);
+	if (e < 0)
+		return e;
+	e = dev_add(vm, v, &v->con_dev, "console", &v->con.vdev,
+		    VM_PCI_SLOT_DISK0 + (int)vm->cfg->ndisks, err);
+	if (e < 0)
+		return e;
+	sink_set_input(v->con_sink, virtio_console_sink_input, &v->con);
+	return 0;
+}
+
 int vm_virtio_create(struct vm *vm, struct chv_err *err)
 {
 	struct vm_virtio *v = calloc(1, sizeof(*v));
@@ -244,6 +271,8 @@ int vm_virtio_create(struct vm *vm, struct chv_err *err)
 		if ((e = disk_add(vm, v, i, err)) < 0)
 			return e;
 	}
+	if (vm->cfg->console.mode != CONSOLE_OFF && (e = console_add(vm, v, err)) < 0)
+		return e;
 
 	/* The thread takes no signals: they are the control thread's and the
 	 * vCPUs' (kicks). */
@@ -283,6 +312,12 @@ void vm_virtio_destroy(struct vm *vm)
 	if (!v)
 		return;
 	vm_virtio_stop(vm);
+	/* Closing the sink first ends its thread, the last caller of the
+	 * console's input. */
+	sink_close(v->con_sink);
+	dev_free(&v->con_dev);
+	if (v->con_ok)
+		virtio_console_destroy(&v->con);
 	for (uint32_t i = 0; i < v->ndisks; i++) {
 		/* Drained by the stop above: no completion is left to signal. */
 		dev_free(&v->blk_dev[i]);
@@ -316,6 +351,32 @@ static void dev_counters(struct vdev *d, uint64_t requests, uint64_t bytes, uint
 	for (size_t i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
 		snprintf(name, sizeof(name), "virtio.%s.%s", d->name, c[i].what);
 		fn(ctx, name, c[i].value);
+	}
+}
+
+static void console_counters(struct vdev *d, struct virtio_console *con, vm_counter_fn fn,
+			     void *ctx)
+{
+	struct virtio_console_stats st;
+	virtio_console_get_stats(con, &st);
+	dev_counters(d, st.tx_requests + st.rx_requests, st.tx_bytes + st.rx_bytes, st.errors, fn,
+		     ctx);
+	const struct {
+		const char *what;
+		uint64_t value;
+	} c[] = {
+	    {"tx_requests", st.tx_requests},
+	    {"tx_bytes", st.tx_bytes},
+	    {"tx_dropped", st.tx_dropped},
+	    {"rx_requests", st.rx_requests},
+	    {"rx_bytes", st.rx_bytes},
+	    {"rx_dropped", st.rx_dropped},
+	    {"config_changes", st.config_changes},
+	};
+	char name[48];
+	for (size_t k = 0; k < sizeof(c) / sizeof(c[0]); k++) {
+		snprintf(name, sizeof(name), "virtio.console.%s", c[k].what);
+		fn(ctx, name, c[k].value);
 	}
 }
 
@@ -358,4 +419,6 @@ void vm_virtio_counters(struct vm *vm, vm_counter_fn fn, void *ctx)
 			fn(ctx, name, c[k].value);
 		}
 	}
+	if (v->con_dev.vp_ok)
+		console_counters(&v->con_dev, &v->con, fn, ctx);
 }

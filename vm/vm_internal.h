@@ -89,7 +89,8 @@ uint32_t vm_pci_intx_gsi(unsigned slot, unsigned pin);
 void vm_pci_mem64_window(uint64_t ram_size, uint32_t phys_bits, uint64_t *start, uint64_t *size);
 
 /* virtio_devices.c: the virtio-pci functions (virtio-rng always, at
- * VM_PCI_SLOT_RNG; a virtio-blk per --disk after it) and the device thread serving their queue
+ * VM_PCI_SLOT_RNG; a virtio-blk per --disk after it; virtio-console, unless
+ * --console off, after the disks, with its own sink) and the device thread serving their queue
  * ioeventfds. Created after the PCI root; vm_virtio_stop() once the vCPUs are gone, then
  * vm_pci_destroy(), then vm_virtio_destroy() (which also stops). */
 #define VM_PCI_SLOT_RNG	  1
@@ -98,7 +99,8 @@ chv_must_check int vm_virtio_create(struct vm *vm, struct chv_err *err);
 void vm_virtio_stop(struct vm *vm);
 void vm_virtio_destroy(struct vm *vm);
 /* "virtio.<dev>.requests", ".bytes", ".errors", ".notifications"; disks
- * ("blk0"...) also ".reads", ".writes", ".flushes", ".bytes_read"... */
+ * ("blk0"...) also ".reads", ".writes", ".flushes", ".bytes_read"...; the
+ * console also ".tx_bytes", ".rx_bytes", ".tx_dropped"... */
 void vm_virtio_counters(struct vm *vm, vm_counter_fn fn, void *ctx);
 
 #endif

@@ -305,6 +305,9 @@ void checks_run(const struct options *o)
 		case CHECK_BLK:
 			check_blk(o);
 			break;
+		case CHECK_CONSOLE:
+			check_vcon();
+			break;
 		case CHECK_COUNT:
 			break;
 		}

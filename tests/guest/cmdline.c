@@ -3,10 +3,11 @@
 #include "guest.h"
 
 const char *const check_names[CHECK_COUNT] = {
-    [CHECK_BOOT] = "boot",     [CHECK_CMDLINE] = "cmdline", [CHECK_MEM] = "mem",
-    [CHECK_INITRD] = "initrd", [CHECK_ACPI] = "acpi",	    [CHECK_MADT] = "madt",
-    [CHECK_SMP] = "smp",       [CHECK_CMOS] = "cmos",	    [CHECK_CPL3] = "cpl3",
-    [CHECK_PCI] = "pci",       [CHECK_RNG] = "rng",	    [CHECK_BLK] = "blk",
+    [CHECK_BOOT] = "boot",	 [CHECK_CMDLINE] = "cmdline", [CHECK_MEM] = "mem",
+    [CHECK_INITRD] = "initrd",	 [CHECK_ACPI] = "acpi",	      [CHECK_MADT] = "madt",
+    [CHECK_SMP] = "smp",	 [CHECK_CMOS] = "cmos",	      [CHECK_CPL3] = "cpl3",
+    [CHECK_PCI] = "pci",	 [CHECK_RNG] = "rng",	      [CHECK_BLK] = "blk",
+    [CHECK_CONSOLE] = "console",
 };
 
 static void add_error(struct options *o, const char *key, const char *v, size_t vlen)
@@ -155,6 +156,12 @@ static bool parse_word(struct options *o, const char *k, size_t kn, const char *
 		o->have_rng = x == 1;
 		return true;
 	}
+	if (word_is(k, kn, "chv.console")) {
+		if (!parse_size(v, vn, &x) || x > 1)
+			return false;
+		o->have_console = x == 1;
+		return true;
+	}
 	if (word_is(k, kn, "chv.blk"))
 		return parse_blk(o, v, vn);
 	if (word_is(k, kn, "chv.blkw"))
@@ -233,5 +240,6 @@ void options_parse(const char *cmdline, struct options *o)
 		o->want[CHECK_PCI] = o->have_pci;
 		o->want[CHECK_RNG] = o->have_rng;
 		o->want[CHECK_BLK] = o->have_blk;
+		o->want[CHECK_CONSOLE] = o->have_console;
 	}
 }

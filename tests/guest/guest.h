@@ -175,6 +175,7 @@ enum check_id {
 	CHECK_PCI,
 	CHECK_RNG,
 	CHECK_BLK,
+	CHECK_CONSOLE,
 	CHECK_COUNT
 };
 enum action { ACTION_POWEROFF, ACTION_RESET, ACTION_TRIPLEFAULT, ACTION_HANG, ACTION_MMIOEXEC };
@@ -182,7 +183,7 @@ enum action { ACTION_POWEROFF, ACTION_RESET, ACTION_TRIPLEFAULT, ACTION_HANG, AC
 struct options {
 	bool explicit_checks; /* chv.checks was given */
 	bool want[CHECK_COUNT];
-	bool have_mem, have_cpus, have_initrd, have_pci, have_rng;
+	bool have_mem, have_cpus, have_initrd, have_pci, have_rng, have_console;
 	/* virtio-blk: chv.blk=SECTORS:CRC, chv.blkw=SECTOR:COUNT:SEED,
 	 * chv.blkid=SERIAL, chv.blkro=1; any of them enables the check. */
 	bool have_blk, have_blkw, have_blkid, blk_ro;
@@ -382,6 +383,9 @@ int64_t virtq_transact(struct virtq *vq, const struct virtq_buf *bufs, unsigned 
 
 /* ---- rng.c ---- */
 void check_rng(void);
+
+/* ---- vcon.c (virtio-console) ---- */
+void check_vcon(void);
 
 /* ---- blk.c ---- */
 #define BLK_MAX_SECTORS 128 /* per chv.blk / chv.blkw region */

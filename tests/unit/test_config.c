@@ -704,11 +704,18 @@ static void test_validate_consoles(void **state)
 	static const enum console_mode modes[] = {CONSOLE_NULL, CONSOLE_TTY, CONSOLE_FILE,
 						  CONSOLE_SOCKET};
 	c.console.path = strdup("/tmp/c");
+	/* serial is tty here: every console mode but tty is accepted. */
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
 		c.console.mode = modes[i];
-		expect_invalid(
-		    &c, "--console: virtio-console is not available yet, use --console off", NULL);
+		if (modes[i] == CONSOLE_TTY)
+			expect_invalid(&c, "--console: tty is already taken by --serial tty", NULL);
+		else
+			assert_int_equal(vm_config_validate(&c, &err), 0);
 	}
+	c.serial.mode = CONSOLE_NULL;
+	c.console.mode = CONSOLE_TTY;
+	assert_int_equal(vm_config_validate(&c, &err), 0);
+	c.serial.mode = CONSOLE_TTY;
 	c.console.mode = CONSOLE_FILE;
 	free(c.console.path);
 	c.console.path = NULL;
@@ -725,15 +732,24 @@ static void test_validate_consoles(void **state)
 	vm_config_free(&c);
 }
 
-/* Parsed through the flags, the console rule still applies. */
+/* Parsed through the flags: the console modes are accepted, a second tty is not. */
 static void test_validate_console_flag(void **state)
 {
 	struct files *f = *state;
 	struct vm_config c;
 	struct chv_err err;
 	assert_int_equal(parse(&c, &err, ARGS("--kernel", f->kernel, "--console", "tty")), 0);
-	expect_invalid(&c, "--console: virtio-console is not available yet, use --console off",
-		       NULL);
+	assert_int_equal(vm_config_validate(&c, &err), 0);
+	vm_config_free(&c);
+	assert_int_equal(
+	    parse(&c, &err, ARGS("--kernel", f->kernel, "--console", "socket=/tmp/x.sock")), 0);
+	assert_int_equal(c.console.mode, CONSOLE_SOCKET);
+	assert_string_equal(c.console.path, "/tmp/x.sock");
+	assert_int_equal(vm_config_validate(&c, &err), 0);
+	vm_config_free(&c);
+	assert_int_equal(
+	    parse(&c, &err, ARGS("--kernel", f->kernel, "--serial", "tty", "--console", "tty")), 0);
+	expect_invalid(&c, "--console: tty is already taken by --serial tty", NULL);
 	vm_config_free(&c);
 }
 

@@ -202,6 +202,30 @@ static void test_console_modes(void **state)
 	convert_ok(&p.vm, &c);
 	assert_int_equal(c.console.mode, CONSOLE_OFF);
 	vm_config_free(&c);
+
+	/* Every mode but TTY reaches the console device. */
+	static const struct {
+		Chv__V1__ConsoleMode m;
+		const char *path;
+		enum console_mode want;
+	} con[] = {
+	    {CHV__V1__CONSOLE_MODE__CONSOLE_MODE_OFF, "", CONSOLE_OFF},
+	    {CHV__V1__CONSOLE_MODE__CONSOLE_MODE_NULL, "", CONSOLE_NULL},
+	    {CHV__V1__CONSOLE_MODE__CONSOLE_MODE_FILE, "/c.log", CONSOLE_FILE},
+	    {CHV__V1__CONSOLE_MODE__CONSOLE_MODE_SOCKET, "/c.sock", CONSOLE_SOCKET},
+	};
+	for (size_t i = 0; i < sizeof(con) / sizeof(con[0]); i++) {
+		pcfg_init(&p);
+		p.console.mode = con[i].m;
+		p.console.path = (char *)con[i].path;
+		convert_ok(&p.vm, &c);
+		assert_int_equal(c.console.mode, con[i].want);
+		if (*con[i].path)
+			assert_string_equal(c.console.path, con[i].path);
+		else
+			assert_null(c.console.path);
+		vm_config_free(&c);
+	}
 }
 
 /* struct -> proto -> packed bytes -> unpacked -> struct: nothing lost. */
@@ -508,12 +532,11 @@ static void test_error_consoles(void **state)
 
 	pcfg_init(&p);
 	p.console.mode = CHV__V1__CONSOLE_MODE__CONSOLE_MODE_TTY;
-	expect_error(&p.vm,
-		     "config.console.mode: TTY is not supported yet (virtio-console; use OFF)");
+	expect_error(&p.vm, "config.console.mode: TTY is not supported under chvd "
+			    "(virtio-console; use NULL, FILE or SOCKET)");
 	pcfg_init(&p);
-	p.console.mode = CHV__V1__CONSOLE_MODE__CONSOLE_MODE_NULL;
-	expect_error(&p.vm,
-		     "config.console.mode: NULL is not supported yet (virtio-console; use OFF)");
+	p.console.mode = CHV__V1__CONSOLE_MODE__CONSOLE_MODE_SOCKET;
+	expect_error(&p.vm, "config.console.mode: SOCKET needs config.console.path");
 	pcfg_init(&p);
 	p.console.mode = CHV__V1__CONSOLE_MODE__CONSOLE_MODE_FILE;
 	expect_error(&p.vm, "config.console.mode: FILE needs config.console.path");
