@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -227,6 +228,18 @@ static Chv__Worker__V1__Reply *worker_call(struct vmrec *r, Chv__Worker__V1__Req
 	return reply;
 }
 
+/* worker_call() for the requests that carry no arguments (boot, pause,
+ * resume, reboot, power button, info, counters). */
+static Chv__Worker__V1__Reply *worker_call_op(struct vmrec *r, Chv__Worker__V1__Request__OpCase op,
+					      struct op_result *res)
+{
+	Chv__Worker__V1__Empty empty = CHV__WORKER__V1__EMPTY__INIT;
+	Chv__Worker__V1__Request req = CHV__WORKER__V1__REQUEST__INIT;
+	req.op_case = op;
+	req.boot = &empty; /* every argument-less op shares this union slot */
+	return worker_call(r, &req, OP_TIMEOUT_MS, res);
+}
+
 /* A worker for r, connected: an idle one from the pool when there is one
  * (its socket still in the pool: *pooled tells the caller to move it), else
  * a new process. Caller holds op_lock. */
@@ -248,7 +261,9 @@ static int worker_get(struct vmrec *r, bool use_pool, struct wconn **w, pid_t *p
 	}
 	if (wconn_connect(w, sock, *pid, &worker_ops, r, &err) < 0) {
 		vmrec_put(r);
-		kill(*pid, SIGKILL);
+		kill(*pid, SIGKILL); /* our child: reaped here, its socket removed */
+		waitpid(*pid, NULL, 0);
+		unlink(sock);
 		set_result(res, RPC_UNAVAILABLE, "VM %s: %s", r->id, err.msg);
 		return -1;
 	}
@@ -499,14 +514,10 @@ Chv__V1__VmInfo *vms_boot(const char *id, struct op_result *res)
 	}
 	if (!worker_live(r) && worker_start(r, false, res) < 0)
 		goto out;
-	Chv__Worker__V1__Request req = CHV__WORKER__V1__REQUEST__INIT;
-	req.op_case = CHV__WORKER__V1__REQUEST__OP_BOOT;
-	Chv__Worker__V1__Empty empty = CHV__WORKER__V1__EMPTY__INIT;
-	req.boot = &empty;
 	/* The state change itself arrives as the worker's notice, before this
 	 * reply and in order with later ones (a guest that powers off at once):
 	 * applying the reply's state here could undo a newer notice. */
-	Chv__Worker__V1__Reply *reply = worker_call(r, &req, OP_TIMEOUT_MS, res);
+	Chv__Worker__V1__Reply *reply = worker_call_op(r, CHV__WORKER__V1__REQUEST__OP_BOOT, res);
 	if (!reply)
 		goto out;
 	chv__worker__v1__reply__free_unpacked(reply, NULL);
@@ -578,11 +589,7 @@ Chv__V1__VmInfo *vms_simple(const char *id, Chv__Worker__V1__Request__OpCase op,
 		wrong_state(r, verbs[op], res);
 		goto out;
 	}
-	Chv__Worker__V1__Empty empty = CHV__WORKER__V1__EMPTY__INIT;
-	Chv__Worker__V1__Request req = CHV__WORKER__V1__REQUEST__INIT;
-	req.op_case = op;
-	req.pause = &empty; /* every Empty op shares the union slot */
-	Chv__Worker__V1__Reply *reply = worker_call(r, &req, OP_TIMEOUT_MS, res);
+	Chv__Worker__V1__Reply *reply = worker_call_op(r, op, res);
 	if (!reply)
 		goto out;
 	/* State and event (REBOOTED too) come with the worker's notice. */
@@ -715,12 +722,9 @@ Chv__V1__CountersResponse *vms_counters(const char *id, struct op_result *res)
 	pthread_mutex_unlock(&r->lock);
 	int e = add_counter(c, "console.output_bytes", console);
 	if (e == 0 && worker_live(r)) {
-		Chv__Worker__V1__Empty empty = CHV__WORKER__V1__EMPTY__INIT;
-		Chv__Worker__V1__Request req = CHV__WORKER__V1__REQUEST__INIT;
-		req.op_case = CHV__WORKER__V1__REQUEST__OP_COUNTERS;
-		req.counters = &empty;
 		struct op_result ignored = {0};
-		Chv__Worker__V1__Reply *reply = worker_call(r, &req, OP_TIMEOUT_MS, &ignored);
+		Chv__Worker__V1__Reply *reply =
+		    worker_call_op(r, CHV__WORKER__V1__REQUEST__OP_COUNTERS, &ignored);
 		for (size_t i = 0; reply && e == 0 && i < reply->n_counters; i++)
 			e = add_counter(c, reply->counters[i]->key, reply->counters[i]->value);
 		if (reply)
@@ -846,12 +850,9 @@ static void restore_one(void *ctx, Chv__V1__VmInfo *info)
 		pthread_mutex_lock(&r->lock);
 		r->worker = w;
 		pthread_mutex_unlock(&r->lock);
-		Chv__Worker__V1__Empty empty = CHV__WORKER__V1__EMPTY__INIT;
-		Chv__Worker__V1__Request req = CHV__WORKER__V1__REQUEST__INIT;
-		req.op_case = CHV__WORKER__V1__REQUEST__OP_INFO;
-		req.info = &empty;
 		struct op_result res = {0};
-		Chv__Worker__V1__Reply *reply = worker_call(r, &req, OP_TIMEOUT_MS, &res);
+		Chv__Worker__V1__Reply *reply =
+		    worker_call_op(r, CHV__WORKER__V1__REQUEST__OP_INFO, &res);
 		if (reply) {
 			dlog(DLOG_NOTICE, r->id, "re-adopted its worker (pid %d), %s", wconn_pid(w),
 			     vm_state_name(reply->state));

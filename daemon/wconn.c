@@ -285,6 +285,7 @@ int wconn_spawn(const char *vmm, const char *sock_path, const char *log_path, in
 		    timeout_ms) {
 			kill(*pid, SIGKILL);
 			waitpid(*pid, NULL, 0);
+			unlink(sock_path); /* in case it appeared at the last moment */
 			return chv_err_set(err, -ETIMEDOUT, "worker did not open %s in %d ms",
 					   sock_path, timeout_ms);
 		}
