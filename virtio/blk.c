@@ -319,13 +319,32 @@ static uint8_t do_dwz(struct virtio_blk *b, struct virtio_blk_queue *q, const st
 	return SUBMITTED;
 }
 
-/* Answers or submits one popped chain. Returns false when the device had to
- * be failed. */
-static bool handle(struct virtio_blk *b, struct virtio_blk_queue *q, struct vq_chain *c)
+/* The header, read once: the charge for the limiter and the parse use the
+ * same bytes, whatever the driver writes meanwhile. NULL when there are
+ * fewer than 16 readable bytes. */
+static const uint8_t *read_header(struct vq_chain *c, uint8_t hdr[VIRTIO_BLK_HDR_LEN])
+{
+	if (c->out_len < VIRTIO_BLK_HDR_LEN ||
+	    !iov_gather(vq_chain_out(c), c->nout, 0, hdr, VIRTIO_BLK_HDR_LEN))
+		return NULL;
+	return hdr;
+}
+
+static uint32_t header_type(const uint8_t *hdr)
+{
+	uint32_t type;
+	memcpy(&type, hdr, 4);
+	return le32toh(type);
+}
+
+/* Answers or submits one popped chain (hdr from read_header()). Returns
+ * false when the device had to be failed. */
+static bool handle(struct virtio_blk *b, struct virtio_blk_queue *q, struct vq_chain *c,
+		   uint32_t epoch, const uint8_t *hdr)
 {
 	struct parsed p = {
 	    .head = c->head,
-	    .epoch = __atomic_load_n(&b->epoch, __ATOMIC_ACQUIRE),
+	    .epoch = epoch,
 	    .out = vq_chain_out(c),
 	    .nout = c->nout,
 	    .in = vq_chain_in(c),
@@ -342,13 +361,10 @@ static bool handle(struct virtio_blk *b, struct virtio_blk_queue *q, struct vq_c
 	p.status = (uint8_t *)last->iov_base + last->iov_len - 1;
 	p.din_len = c->in_len - 1;
 	uint8_t st = VIRTIO_BLK_S_IOERR;
-	uint8_t hdr[VIRTIO_BLK_HDR_LEN];
-	if (c->out_len >= VIRTIO_BLK_HDR_LEN && iov_gather(p.out, p.nout, 0, hdr, sizeof(hdr))) {
-		uint32_t type;
+	if (hdr) {
 		uint64_t sector;
-		memcpy(&type, hdr, 4);
 		memcpy(&sector, hdr + 8, 8);
-		p.type = le32toh(type);
+		p.type = header_type(hdr);
 		p.sector = le64toh(sector);
 		p.dout_len = c->out_len - VIRTIO_BLK_HDR_LEN;
 		switch (p.type) {
@@ -384,49 +400,156 @@ static bool handle(struct virtio_blk *b, struct virtio_blk_queue *q, struct vq_c
 	return true;
 }
 
+/* ---- draining a queue ---- */
+
+/* May a drain that started at epoch touch the ring? Not once a reset came
+ * (vq_reset() follows blk_reset(), which bumps the epoch and then takes
+ * every queue lock), not before the next activation, not on a failed
+ * device. Under q->lock. */
+static bool live(struct virtio_blk *b, uint32_t epoch)
+{
+	if (!b->rl)
+		return true; /* only kicks drain, under the transport's lock */
+	return __atomic_load_n(&b->running, __ATOMIC_ACQUIRE) &&
+	       __atomic_load_n(&b->epoch, __ATOMIC_ACQUIRE) == epoch &&
+	       !(virtio_dev_status(&b->vdev) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+}
+
 /* Pops under the queue lock (a completion thread may be pushing). */
-static int pop(struct virtio_blk_queue *q, struct vq *vq)
+static int pop(struct virtio_blk_queue *q, struct vq *vq, uint32_t epoch)
 {
 	pthread_mutex_lock(&q->lock);
-	int rc = vq_pop(vq, &q->chain);
+	int rc = live(q->blk, epoch) ? vq_pop(vq, &q->chain) : 0;
 	pthread_mutex_unlock(&q->lock);
 	return rc;
+}
+
+/* One op, and the data length of a read or write in bytes. On a refusal the
+ * chain goes back to the ring, untouched. */
+static bool admit(struct virtio_blk *b, struct virtio_blk_queue *q, struct vq *vq,
+		  const uint8_t *hdr, uint32_t epoch)
+{
+	struct vq_chain *c = &q->chain;
+	uint64_t bytes = 0;
+	if (hdr) {
+		uint32_t type = header_type(hdr);
+		if (type == VIRTIO_BLK_T_IN && c->in_len)
+			bytes = c->in_len - 1;
+		else if (type == VIRTIO_BLK_T_OUT)
+			bytes = c->out_len - VIRTIO_BLK_HDR_LEN;
+	}
+	if (ratelimit_consume(b->rl, bytes, 1))
+		return true;
+	count(&b->counters.throttled, 1);
+	pthread_mutex_lock(&q->lock);
+	if (live(b, epoch))
+		vq_unpop(vq);
+	pthread_mutex_unlock(&q->lock);
+	return false;
+}
+
+enum drain_end { DRAINED, THROTTLED, STOPPED };
+
+/* Takes every request of the queue (or up to a refusal). Kicks are off
+ * meanwhile; a chain that slipped in between the last pop and turning them
+ * back on is caught by the re-check. A throttled queue leaves them off:
+ * the waiter drains it again. */
+static enum drain_end drain(struct virtio_blk *b, struct virtio_blk_queue *q, uint32_t epoch)
+{
+	struct virtio_dev *d = &b->vdev;
+	struct vq *vq = &d->vqs[q->index];
+	for (;;) {
+		pthread_mutex_lock(&q->lock);
+		bool ok = live(b, epoch);
+		if (ok)
+			vq_disable_notify(vq);
+		pthread_mutex_unlock(&q->lock);
+		if (!ok)
+			return STOPPED;
+		for (;;) {
+			int rc = pop(q, vq, epoch);
+			if (rc == 0)
+				break;
+			if (rc < 0) {
+				count(&b->counters.errors, 1);
+				virtio_queue_broken(d, q->index);
+				return STOPPED;
+			}
+			uint8_t buf[VIRTIO_BLK_HDR_LEN];
+			const uint8_t *hdr = read_header(&q->chain, buf);
+			if (b->rl && !admit(b, q, vq, hdr, epoch))
+				return THROTTLED;
+			if (!handle(b, q, &q->chain, epoch, hdr))
+				return STOPPED;
+		}
+		pthread_mutex_lock(&q->lock);
+		int rc = live(b, epoch) ? vq_enable_notify(vq) : 0;
+		pthread_mutex_unlock(&q->lock);
+		if (rc == 0)
+			return DRAINED;
+		if (rc < 0) {
+			virtio_queue_broken(d, q->index);
+			return STOPPED;
+		}
+	}
+}
+
+/* With a limiter: the kick path (waker false) and the limiter's waiter
+ * (waker true) share the queue through the run token. */
+static void run_limited(struct virtio_blk *b, struct virtio_blk_queue *q, bool waker)
+{
+	pthread_mutex_lock(&q->lock);
+	if (waker) {
+		if (!q->throttled && !q->busy) {
+			pthread_mutex_unlock(&q->lock);
+			return;
+		}
+		q->throttled = false;
+	} else if (q->throttled) {
+		/* The timer is armed: the waiter drains it, kicks only cost. */
+		pthread_mutex_unlock(&q->lock);
+		return;
+	}
+	if (q->busy) {
+		q->again = true;
+		pthread_mutex_unlock(&q->lock);
+		return;
+	}
+	q->busy = true;
+	for (;;) {
+		uint32_t epoch = __atomic_load_n(&b->epoch, __ATOMIC_ACQUIRE);
+		pthread_mutex_unlock(&q->lock);
+		enum drain_end end = drain(b, q, epoch);
+		pthread_mutex_lock(&q->lock);
+		if (q->again) {
+			q->again = false;
+			continue;
+		}
+		q->throttled = end == THROTTLED;
+		q->busy = false;
+		break;
+	}
+	pthread_mutex_unlock(&q->lock);
 }
 
 static void blk_queue_notify(struct virtio_dev *d, uint16_t qi)
 {
 	struct virtio_blk *b = blk_of(d);
 	struct virtio_blk_queue *q = &b->queues[qi];
-	struct vq *vq = &d->vqs[qi];
-
-	/* Kicks off while draining; a chain that slipped in between the
-	 * last pop and turning them back on is caught by the re-check. */
-	for (;;) {
-		pthread_mutex_lock(&q->lock);
-		vq_disable_notify(vq);
-		pthread_mutex_unlock(&q->lock);
-		for (;;) {
-			int rc = pop(q, vq);
-			if (rc == 0)
-				break;
-			if (rc < 0) {
-				count(&b->counters.errors, 1);
-				virtio_queue_broken(d, qi);
-				return;
-			}
-			if (!handle(b, q, &q->chain))
-				return;
-		}
-		pthread_mutex_lock(&q->lock);
-		int rc = vq_enable_notify(vq);
-		pthread_mutex_unlock(&q->lock);
-		if (rc == 0)
-			return;
-		if (rc < 0) {
-			virtio_queue_broken(d, qi);
-			return;
-		}
+	if (!b->rl) {
+		/* Only kicks drain the queue, serialised by the transport. */
+		(void)drain(b, q, __atomic_load_n(&b->epoch, __ATOMIC_ACQUIRE));
+		return;
 	}
+	run_limited(b, q, false);
+}
+
+/* The limiter's waiter, on the event loop's thread. */
+static void blk_rl_wake(void *ctx)
+{
+	struct virtio_blk *b = ctx;
+	for (uint16_t i = 0; i < b->nqueues; i++)
+		run_limited(b, &b->queues[i], true);
 }
 
 static void blk_config_read(struct virtio_dev *d, uint32_t off, uint8_t *data, uint32_t len)
@@ -444,16 +567,27 @@ static void blk_config_read(struct virtio_dev *d, uint32_t off, uint8_t *data, u
 static void blk_reset(struct virtio_dev *d)
 {
 	struct virtio_blk *b = blk_of(d);
+	__atomic_store_n(&b->running, false, __ATOMIC_RELEASE);
 	__atomic_add_fetch(&b->epoch, 1, __ATOMIC_ACQ_REL);
 	for (uint16_t i = 0; i < b->nqueues; i++) {
 		pthread_mutex_lock(&b->queues[i].lock);
+		b->queues[i].throttled = false;
 		pthread_mutex_unlock(&b->queues[i].lock);
 	}
+}
+
+/* Only now may the limiter's waiter touch the rings (they are set up). */
+static int blk_activate(struct virtio_dev *d, struct chv_err *err)
+{
+	(void)err;
+	__atomic_store_n(&blk_of(d)->running, true, __ATOMIC_RELEASE);
+	return 0;
 }
 
 static const struct virtio_dev_ops blk_ops = {
     .config_read = blk_config_read,
     .queue_notify = blk_queue_notify,
+    .activate = blk_activate,
     .reset = blk_reset,
 };
 
@@ -578,12 +712,26 @@ int virtio_blk_init(struct virtio_blk *b, const struct vm_mem *mem, const struct
 		q->lock_init = true;
 	}
 	build_config(b);
+	if (o->rl) {
+		rc = ratelimit_add_waiter(o->rl, blk_rl_wake, b);
+		if (rc)
+			return chv_err_set(err, rc,
+					   "--disk: path=%s: its rate limiter has no room for "
+					   "another device (at most %u)",
+					   o->path, RATELIMIT_MAX_WAITERS);
+		b->rl = o->rl;
+		b->waiter_added = true;
+	}
 	return 0;
 }
 
 void virtio_blk_destroy(struct virtio_blk *b)
 {
-	/* First: completions still push into the queues. */
+	/* First the limiter's wake-ups, which drain queues, then the
+	 * completions, which still push into them. */
+	if (b->waiter_added)
+		ratelimit_remove_waiter(b->rl, blk_rl_wake, b);
+	b->waiter_added = false;
 	blk_io_close(&b->io);
 	if (b->queues) {
 		for (uint16_t i = 0; i < b->nqueues; i++)

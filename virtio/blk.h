@@ -28,7 +28,19 @@
  * without waiting for a completion thread inside the transport's signalling
  * path. reset() bumps an epoch: requests popped before it are dropped when
  * they complete (their I/O still finishes; a driver that resets with
- * requests in flight may see their data buffers written afterwards). */
+ * requests in flight may see their data buffers written afterwards).
+ *
+ * Rate limiting (opts.rl, virtio/ratelimit.h): each request costs one op
+ * and, for reads and writes, its data length in bytes (the header is read
+ * once, so a driver cannot rewrite it between the charge and the I/O).
+ * A refused request is put back in the ring (vq_unpop) and its queue stops,
+ * kicks ignored, until the limiter's waiter (registered by init) runs the
+ * queue again from the event loop. That waiter runs outside the transport's
+ * lock, so each queue has a run token (busy/again): one thread drains a
+ * queue at a time, a kick or wake-up that finds it busy makes the owner go
+ * round once more, and every ring access checks, under the queue lock, that
+ * no reset came in between (epoch, running). Without a limiter none of this
+ * runs: the cost is one test of opts.rl per request. */
 #ifndef CHV_VIRTIO_BLK_H
 #define CHV_VIRTIO_BLK_H
 
@@ -37,6 +49,7 @@
 #include <stdint.h>
 
 #include "virtio/blk_io.h"
+#include "virtio/ratelimit.h"
 #include "virtio/virtio.h"
 #include "virtio/virtqueue.h"
 #include "vm/err.h"
@@ -100,12 +113,17 @@ struct virtio_blk_opts {
 	uint16_t num_queues; /* 0: 1 */
 	uint32_t queue_size; /* power of two up to VQ_MAX_SIZE; 0: 256 */
 	unsigned io_threads; /* thread-pool size; 0: default */
+	/* NULL: no limit. Not owned; must outlive the device, which registers
+	 * a waiter on it at init and removes it at destroy. May be shared by
+	 * several devices (a rate_limit_group). */
+	struct ratelimit *rl;
 };
 
 struct virtio_blk_counters {
 	uint64_t reads, writes, flushes, discards, write_zeroes, get_ids;
 	uint64_t bytes_read, bytes_written;
-	uint64_t errors; /* requests answered IOERR or UNSUPP, and broken chains */
+	uint64_t errors;    /* requests answered IOERR or UNSUPP, and broken chains */
+	uint64_t throttled; /* requests the rate limiter refused (each retry counts) */
 };
 
 struct virtio_blk_queue {
@@ -113,7 +131,10 @@ struct virtio_blk_queue {
 	uint16_t index;
 	pthread_mutex_t lock;
 	bool lock_init;
-	struct vq_chain chain; /* scratch for popping */
+	/* Under lock: a thread is draining the queue; it should go round once
+	 * more; the limiter refused and the queue waits for its waiter. */
+	bool busy, again, throttled;
+	struct vq_chain chain; /* scratch for popping, the busy thread's */
 };
 
 struct virtio_blk {
@@ -126,6 +147,9 @@ struct virtio_blk {
 	uint8_t id[VIRTIO_BLK_ID_BYTES];
 	uint8_t config[VIRTIO_BLK_CONFIG_SIZE];
 	uint32_t epoch; /* bumped by reset; __atomic */
+	bool running;	/* activated, not reset since; __atomic */
+	struct ratelimit *rl;
+	bool waiter_added;
 	struct virtio_blk_counters counters;
 };
 

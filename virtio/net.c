@@ -63,8 +63,14 @@ static bool pair_live(struct virtio_net *n, uint16_t pair)
 	struct virtio_dev *d = &n->vdev;
 	uint8_t st = virtio_dev_status(d);
 	return pair < n->active_pairs && d->activated && (st & VIRTIO_STATUS_DRIVER_OK) &&
-	       !(st & VIRTIO_STATUS_DEVICE_NEEDS_RESET) && d->vqs[rx_q(pair)].enabled;
+	       !(st & VIRTIO_STATUS_DEVICE_NEEDS_RESET) &&
+	       __atomic_load_n(&n->running, __ATOMIC_ACQUIRE) && d->vqs[rx_q(pair)].enabled;
 }
+
+/* What a queue run asks of its caller once the queue lock is dropped (the
+ * transport may take its own lock to raise an interrupt, and reset() holds
+ * that one while it takes ours). */
+enum { RUN_IRQ = 1, RUN_BROKEN = 2 };
 
 /* Called with the queue's lock held. */
 static void set_polling(struct virtio_net *n, uint16_t pair, bool on)
@@ -139,15 +145,29 @@ static void tx_one(struct virtio_net *n, uint16_t pair, struct vq_chain *c)
 	ctr_add(&k->tx_bytes, c->out_len - n->hdr_len);
 }
 
-/* Drains the queue. No budget: nothing would bring the device back for
- * chains left behind, since the driver kicked for them already. */
-static void tx_process(struct virtio_net *n, uint16_t pair)
+/* Charges one frame: its length without the header, and one op. */
+static bool tx_admit(struct virtio_net *n, struct vq *vq, const struct vq_chain *c)
+{
+	uint64_t bytes = c->out_len > n->hdr_len ? c->out_len - n->hdr_len : 0;
+	if (ratelimit_consume(n->rl, bytes, 1))
+		return true;
+	vq_unpop(vq);
+	ctr_add(&n->ctr.tx_throttled, 1);
+	return false;
+}
+
+/* Drains the queue, or up to a frame the limiter refuses (then kicks stay
+ * off: the waiter comes back). No budget otherwise: nothing would bring the
+ * device back for chains left behind, since the driver kicked for them
+ * already. Returns RUN_* flags; *throttled tells whether it stopped on a
+ * refusal. */
+static int tx_drain(struct virtio_net *n, uint16_t pair, bool *throttled)
 {
 	struct virtio_dev *d = &n->vdev;
-	uint16_t q = tx_q(pair);
-	struct vq *vq = &d->vqs[q];
-	struct vq_chain *c = n->tx_chain;
+	struct vq *vq = &d->vqs[tx_q(pair)];
+	struct vq_chain *c = n->txq[pair].chain;
 	bool pushed = false;
+	int ret = 0;
 
 	vq_disable_notify(vq);
 	for (;;) {
@@ -164,21 +184,67 @@ static void tx_process(struct virtio_net *n, uint16_t pair)
 			}
 		}
 		if (rc < 0) {
-			virtio_queue_broken(d, q);
+			ret = RUN_BROKEN;
+			break;
+		}
+		if (n->rl && !tx_admit(n, vq, c)) {
+			*throttled = true;
 			break;
 		}
 		tx_one(n, pair, c);
 		if (vq_push(vq, c->head, 0)) {
-			virtio_queue_broken(d, q);
+			ret = RUN_BROKEN;
 			break;
 		}
 		pushed = true;
 	}
-	if (pushed && vq_need_notify(vq)) {
+	if (pushed && vq_need_notify(vq))
+		ret |= RUN_IRQ;
+	return ret;
+}
+
+static void tx_after(struct virtio_net *n, uint16_t pair, int flags)
+{
+	struct virtio_dev *d = &n->vdev;
+	if (flags & RUN_BROKEN)
+		virtio_queue_broken(d, tx_q(pair));
+	if (flags & RUN_IRQ) {
 		ctr_add(&n->ctr.interrupts, 1);
 		if (d->transport.signal)
-			d->transport.signal(d->transport.ctx, VIRTIO_IRQ_QUEUE, q);
+			d->transport.signal(d->transport.ctx, VIRTIO_IRQ_QUEUE, tx_q(pair));
 	}
+}
+
+/* May the limiter's waiter touch the rings? Not after a reset began (it
+ * clears running, then takes every queue lock before the rings are reset),
+ * nor on a failed device. */
+static bool dev_live(struct virtio_net *n)
+{
+	return __atomic_load_n(&n->running, __ATOMIC_ACQUIRE) &&
+	       !(virtio_dev_status(&n->vdev) & VIRTIO_STATUS_DEVICE_NEEDS_RESET);
+}
+
+/* A kick (waker false) or the limiter's waiter (waker true). */
+static void tx_run(struct virtio_net *n, uint16_t pair, bool waker)
+{
+	struct virtio_net_txq *t = &n->txq[pair];
+	bool throttled = false;
+	if (!n->rl) {
+		/* Only kicks, serialised by the transport. */
+		tx_after(n, pair, tx_drain(n, pair, &throttled));
+		return;
+	}
+	pthread_mutex_lock(&t->lock);
+	/* While throttled the timer is armed: kicks only cost. */
+	if (t->throttled != waker || !dev_live(n)) {
+		pthread_mutex_unlock(&t->lock);
+		return;
+	}
+	t->throttled = false;
+	int flags = tx_drain(n, pair, &throttled);
+	t->throttled = throttled;
+	pthread_mutex_unlock(&t->lock);
+	tx_after(n, pair, flags);
 }
 
 /* ---- receive ---- */
@@ -297,9 +363,9 @@ static int rx_read(struct virtio_net *n, uint16_t pair, struct virtio_net_rxq *r
 	}
 }
 
-/* Moves frames while there are frames and buffers. Lock held. Returns
- * whether the driver should be interrupted. */
-static bool rx_process(struct virtio_net *n, uint16_t pair)
+/* Moves frames while there are frames, buffers and tokens. Lock held.
+ * Returns RUN_* flags. */
+static int rx_process(struct virtio_net *n, uint16_t pair)
 {
 	struct virtio_dev *d = &n->vdev;
 	struct virtio_net_rxq *r = &n->rxq[pair];
@@ -309,7 +375,7 @@ static bool rx_process(struct virtio_net *n, uint16_t pair)
 
 	if (!pair_live(n, pair)) {
 		set_polling(n, pair, false);
-		return false;
+		return 0;
 	}
 	for (unsigned done = 0; done < VIRTIO_NET_BUDGET; done++) {
 		/* A buffer first, so that without one the frame stays queued in
@@ -333,6 +399,17 @@ static bool rx_process(struct virtio_net *n, uint16_t pair)
 				break;
 			}
 		}
+		if (n->rl && !r->charged) {
+			if (!ratelimit_consume(n->rl, r->pending - n->hdr_len, 1)) {
+				/* The frame waits in buf, the rest in the
+				 * backend, until the waiter comes. */
+				ctr_add(&n->ctr.rx_throttled, 1);
+				r->throttled = true;
+				set_polling(n, pair, false);
+				break;
+			}
+			r->charged = true;
+		}
 		enum rx_result res =
 		    n->mrg_rxbuf ? rx_merged(n, r, vq, &pushed) : rx_single(n, r, vq, &pushed);
 		if (res == RX_BROKEN)
@@ -348,35 +425,56 @@ static bool rx_process(struct virtio_net *n, uint16_t pair)
 			ctr_add(&n->ctr.rx_bytes, r->pending - n->hdr_len);
 		}
 		r->pending = 0;
+		r->charged = false;
 	}
-	return pushed && vq_need_notify(vq);
+	return pushed && vq_need_notify(vq) ? RUN_IRQ : 0;
 broken:
 	r->have_first = false;
 	set_polling(n, pair, false);
-	virtio_queue_broken(d, q);
-	return false;
+	return RUN_BROKEN;
 }
 
-static void rx_signal(struct virtio_net *n, uint16_t pair)
+static void rx_after(struct virtio_net *n, uint16_t pair, int flags)
 {
 	struct virtio_dev *d = &n->vdev;
-	ctr_add(&n->ctr.interrupts, 1);
-	if (d->transport.signal)
-		d->transport.signal(d->transport.ctx, VIRTIO_IRQ_QUEUE, rx_q(pair));
+	if (flags & RUN_BROKEN) {
+		virtio_queue_broken(d, rx_q(pair));
+	} else if (flags & RUN_IRQ) {
+		ctr_add(&n->ctr.interrupts, 1);
+		if (d->transport.signal)
+			d->transport.signal(d->transport.ctx, VIRTIO_IRQ_QUEUE, rx_q(pair));
+	}
+}
+
+/* The backend is readable or the guest added buffers (waker false), or the
+ * limiter's waiter (waker true): a throttled pair is the waiter's alone. */
+static void rx_run(struct virtio_net *n, uint16_t pair, bool waker)
+{
+	struct virtio_net_rxq *r = &n->rxq[pair];
+	int flags = 0;
+	pthread_mutex_lock(&r->lock);
+	if (r->throttled == waker) {
+		r->throttled = false;
+		flags = rx_process(n, pair);
+	}
+	pthread_mutex_unlock(&r->lock);
+	rx_after(n, pair, flags);
 }
 
 void virtio_net_rx_ready(struct virtio_net *n, uint16_t pair)
 {
-	if (pair >= n->pairs)
-		return;
-	struct virtio_net_rxq *r = &n->rxq[pair];
-	pthread_mutex_lock(&r->lock);
-	bool irq = rx_process(n, pair);
-	pthread_mutex_unlock(&r->lock);
-	/* Outside the lock: the transport may take its own lock to raise
-	 * INTx, and reset() holds that one while it takes ours. */
-	if (irq)
-		rx_signal(n, pair);
+	if (pair < n->pairs)
+		rx_run(n, pair, false);
+}
+
+/* The limiter's waiter, on the event loop's thread. */
+static void net_rl_wake(void *ctx)
+{
+	struct virtio_net *n = ctx;
+	for (uint16_t k = 0; k < n->pairs; k++) {
+		tx_run(n, k, true);
+		rx_run(n, k, true);
+	}
 }
 
 bool virtio_net_rx_polling(struct virtio_net *n, uint16_t pair)
@@ -398,16 +496,15 @@ static void set_active_pairs(struct virtio_net *n, uint16_t want)
 	for (uint16_t k = 0; k < n->pairs; k++) {
 		struct virtio_net_rxq *r = &n->rxq[k];
 		pthread_mutex_lock(&r->lock);
-		bool irq = false;
-		if (k < want) {
+		int flags = 0;
+		if (k < want && !r->throttled) {
 			set_polling(n, k, true);
-			irq = rx_process(n, k);
-		} else {
+			flags = rx_process(n, k);
+		} else if (k >= want) {
 			set_polling(n, k, false);
 		}
 		pthread_mutex_unlock(&r->lock);
-		if (irq)
-			rx_signal(n, k);
+		rx_after(n, k, flags);
 	}
 }
 
@@ -429,7 +526,7 @@ static void ctrl_process(struct virtio_net *n)
 {
 	struct virtio_dev *d = &n->vdev;
 	struct vq *vq = &d->vqs[n->ctrl_q];
-	struct vq_chain *c = n->tx_chain;
+	struct vq_chain *c = n->ctrl_chain;
 	bool pushed = false;
 
 	for (;;) {
@@ -480,16 +577,11 @@ static void net_queue_notify(struct virtio_dev *d, uint16_t q)
 	if (pair >= n->pairs)
 		return;
 	if (q & 1) {
-		tx_process(n, pair);
+		tx_run(n, pair, false);
 		return;
 	}
 	/* New receive buffers: watch the backend again and take what waits. */
-	struct virtio_net_rxq *r = &n->rxq[pair];
-	pthread_mutex_lock(&r->lock);
-	bool irq = rx_process(n, pair);
-	pthread_mutex_unlock(&r->lock);
-	if (irq)
-		rx_signal(n, pair);
+	rx_run(n, pair, false);
 }
 
 static void net_config_read(struct virtio_dev *d, uint32_t off, uint8_t *data, uint32_t len)
@@ -539,11 +631,15 @@ static int net_activate(struct virtio_dev *d, struct chv_err *err)
 					   d->name, n->hdr_len, strerror(-rc));
 	}
 	n->active_pairs = 1;
+	/* Before polling starts: pair_live() needs it. */
+	__atomic_store_n(&n->running, true, __ATOMIC_RELEASE);
 	for (uint16_t k = 0; k < n->pairs; k++) {
 		struct virtio_net_rxq *r = &n->rxq[k];
 		pthread_mutex_lock(&r->lock);
 		r->pending = 0;
 		r->have_first = false;
+		r->charged = false;
+		r->throttled = false;
 		/* pair_live() needs activated, which the caller sets first. */
 		set_polling(n, k, k < n->active_pairs && d->vqs[rx_q(k)].enabled);
 		pthread_mutex_unlock(&r->lock);
@@ -554,13 +650,23 @@ static int net_activate(struct virtio_dev *d, struct chv_err *err)
 static void net_reset(struct virtio_dev *d)
 {
 	struct virtio_net *n = net_of(d);
+	/* The limiter's waiter stops touching the rings: it checks running
+	 * under the queue locks, which are taken here once each before the
+	 * caller resets the rings. */
+	__atomic_store_n(&n->running, false, __ATOMIC_RELEASE);
 	for (uint16_t k = 0; k < n->pairs; k++) {
 		struct virtio_net_rxq *r = &n->rxq[k];
 		pthread_mutex_lock(&r->lock);
 		r->pending = 0;
 		r->have_first = false;
+		r->charged = false;
+		r->throttled = false;
 		set_polling(n, k, false);
 		pthread_mutex_unlock(&r->lock);
+		struct virtio_net_txq *t = &n->txq[k];
+		pthread_mutex_lock(&t->lock);
+		t->throttled = false;
+		pthread_mutex_unlock(&t->lock);
 	}
 	n->active_pairs = 1;
 	n->mrg_rxbuf = false;
@@ -650,14 +756,21 @@ int virtio_net_init(struct virtio_net *n, const struct vm_mem *mem,
 	rc = virtio_dev_init(&n->vdev, &net_ops, mem, &desc, err);
 	if (rc)
 		return rc;
-	n->tx_chain = malloc(sizeof(*n->tx_chain));
-	if (!n->tx_chain)
+	n->ctrl_chain = malloc(sizeof(*n->ctrl_chain));
+	if (!n->ctrl_chain)
 		goto nomem;
 	for (uint16_t k = 0; k < n->pairs; k++) {
 		struct virtio_net_rxq *r = &n->rxq[k];
+		struct virtio_net_txq *t = &n->txq[k];
 		if (pthread_mutex_init(&r->lock, NULL))
 			goto nomem;
 		r->lock_init = true;
+		if (pthread_mutex_init(&t->lock, NULL))
+			goto nomem;
+		t->lock_init = true;
+		t->chain = malloc(sizeof(*t->chain));
+		if (!t->chain)
+			goto nomem;
 		r->buf = malloc(RX_BUF_SIZE);
 		r->first = malloc(sizeof(*r->first));
 		r->more = malloc(sizeof(*r->more));
@@ -666,6 +779,16 @@ int virtio_net_init(struct virtio_net *n, const struct vm_mem *mem,
 		if (!r->buf || !r->first || !r->more || !r->heads || !r->lens)
 			goto nomem;
 	}
+	if (p->rl) {
+		rc = ratelimit_add_waiter(p->rl, net_rl_wake, n);
+		if (rc)
+			return chv_err_set(err, rc,
+					   "--net: its rate limiter has no room for another device "
+					   "(at most %u)",
+					   RATELIMIT_MAX_WAITERS);
+		n->rl = p->rl;
+		n->waiter_added = true;
+	}
 	return 0;
 nomem:
 	return chv_err_set(err, -ENOMEM, "--net: out of memory for %u queue pairs", n->pairs);
@@ -673,7 +796,15 @@ nomem:
 
 void virtio_net_destroy(struct virtio_net *n)
 {
+	if (n->waiter_added)
+		ratelimit_remove_waiter(n->rl, net_rl_wake, n);
+	n->waiter_added = false;
 	for (uint16_t k = 0; k < VIRTIO_NET_MAX_PAIRS; k++) {
+		struct virtio_net_txq *t = &n->txq[k];
+		free(t->chain);
+		if (t->lock_init)
+			pthread_mutex_destroy(&t->lock);
+		memset(t, 0, sizeof(*t));
 		struct virtio_net_rxq *r = &n->rxq[k];
 		free(r->buf);
 		free(r->first);
@@ -684,8 +815,8 @@ void virtio_net_destroy(struct virtio_net *n)
 			pthread_mutex_destroy(&r->lock);
 		memset(r, 0, sizeof(*r));
 	}
-	free(n->tx_chain);
-	n->tx_chain = NULL;
+	free(n->ctrl_chain);
+	n->ctrl_chain = NULL;
 	virtio_dev_destroy(&n->vdev);
 }
 

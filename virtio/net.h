@@ -19,6 +19,20 @@
  * kicks. Every guest-supplied chain is checked; a bad one is dropped and
  * counted, a bad ring breaks the queue (DEVICE_NEEDS_RESET).
  *
+ * Rate limiting (params.rl, virtio/ratelimit.h): one limiter for both
+ * directions of the device (Cloud Hypervisor gives RX and TX each their own
+ * buckets with the same settings; sharing one is the simpler model, and the
+ * one chv's configuration describes). A frame costs one op and its length
+ * without the virtio-net header. TX: a refused chain goes back to the ring
+ * and the queue stops (kicks ignored) until the limiter's waiter drains it
+ * again. RX: the frame is read from the backend into the device's one-frame
+ * buffer, charged before it is copied to the guest; a refused frame stays
+ * in that buffer, the device stops watching the backend fd (the rest stays
+ * queued in the tap) and the waiter resumes it. The waiter runs on the event
+ * loop's thread, outside the transport's lock, so each TX queue has a lock
+ * (taken only when there is a limiter) and interrupts and DEVICE_NEEDS_RESET
+ * are raised after the queue locks are dropped.
+ *
  * Not done: snapshot/restore of the device state, the CTRL_RX, CTRL_VLAN,
  * CTRL_MAC_ADDR and CTRL_GUEST_OFFLOADS classes (not offered). */
 #ifndef CHV_VIRTIO_NET_H
@@ -28,6 +42,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "virtio/ratelimit.h"
 #include "virtio/virtio.h"
 #include "virtio/virtqueue.h"
 #include "vm/err.h"
@@ -126,6 +141,9 @@ struct virtio_net_params {
 	uint16_t mtu;	      /* 0: not offered (VIRTIO_NET_F_MTU off) */
 	uint16_t queue_pairs; /* 1..VIRTIO_NET_MAX_PAIRS, one backend fd each */
 	uint32_t queue_size;  /* 0: VIRTIO_NET_QUEUE_SIZE */
+	/* NULL: no limit. Both directions; not owned, must outlive the device,
+	 * which registers a waiter on it at init and removes it at destroy. */
+	struct ratelimit *rl;
 };
 
 struct virtio_net_counters {
@@ -134,6 +152,8 @@ struct virtio_net_counters {
 	uint64_t notifications; /* kicks from the driver */
 	uint64_t interrupts;	/* queue interrupts raised */
 	uint64_t ctrl_commands, ctrl_errors;
+	/* Frames the rate limiter refused (each retry counts). */
+	uint64_t tx_throttled, rx_throttled;
 };
 
 /* One receive queue's state, guarded by lock (the event loop and kicks). */
@@ -142,12 +162,23 @@ struct virtio_net_rxq {
 	bool lock_init;
 	bool polling;	  /* the loop is told to watch the fd */
 	bool have_first;  /* first holds a popped, unused chain */
+	bool throttled;	  /* the limiter refused the pending frame */
+	bool charged;	  /* the pending frame was taken from the limiter */
 	uint32_t pending; /* bytes of a frame in buf awaiting buffers */
 	uint8_t *buf;	  /* VIRTIO_NET_HDR_LEN + VIRTIO_NET_MAX_FRAME + 1 */
 	struct vq_chain *first;
 	struct vq_chain *more;
 	uint16_t *heads; /* chains of one merged frame */
 	uint32_t *lens;
+};
+
+/* One transmit queue's state. The lock is taken only with a limiter,
+ * whose waiter may drain the queue while a kick does. */
+struct virtio_net_txq {
+	pthread_mutex_t lock;
+	bool lock_init;
+	bool throttled; /* the limiter refused; the waiter drains it again */
+	struct vq_chain *chain;
 };
 
 struct virtio_net {
@@ -161,7 +192,11 @@ struct virtio_net {
 	unsigned hdr_len;      /* negotiated */
 	bool mrg_rxbuf;
 	struct virtio_net_rxq rxq[VIRTIO_NET_MAX_PAIRS];
-	struct vq_chain *tx_chain;
+	struct virtio_net_txq txq[VIRTIO_NET_MAX_PAIRS];
+	struct vq_chain *ctrl_chain;
+	struct ratelimit *rl;
+	bool waiter_added;
+	bool running; /* activated, not reset since; __atomic */
 	/* Updated with __atomic builtins: TX runs on kicks, RX on the loop. */
 	struct virtio_net_counters ctr;
 };

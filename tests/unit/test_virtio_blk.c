@@ -4,6 +4,9 @@
  * The data-path tests run over io_uring and over the thread pool. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1278,6 +1282,334 @@ static void test_init_errors(void **state)
 	unmake(t);
 }
 
+/* ---- rate limiting ---- */
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static struct ratelimit *limiter(uint64_t bw, uint64_t bw_ms, uint64_t ops, uint64_t ops_ms)
+{
+	const struct rl_config c = {.bw = {bw, 0, bw_ms}, .ops = {ops, 0, ops_ms}};
+	struct ratelimit *rl;
+	struct chv_err err = {0};
+	if (ratelimit_create(&rl, &c, &err))
+		fail_msg("ratelimit_create: %s", err.msg);
+	return rl;
+}
+
+/* The device of t over limiter rl (NULL: none). */
+static void limit(struct t *t, struct ratelimit *rl)
+{
+	t->o.rl = rl;
+	reopen(t);
+}
+
+/* Request slot k of queue q: its own three descriptors (3k..3k+2), header
+ * and status slot q * 64 + k, and data buffer. */
+static unsigned rslot(uint16_t q, unsigned k)
+{
+	return q * 64u + k;
+}
+
+static uint64_t rbuf(uint16_t q, unsigned k, uint32_t len)
+{
+	return BUF + (uint64_t)rslot(q, k) * len;
+}
+
+static void post_slot(struct t *t, uint16_t q, unsigned k, uint32_t type, uint64_t sector,
+		      uint32_t len)
+{
+	unsigned s = rslot(q, k);
+	uint16_t d = (uint16_t)(3 * k);
+	put_hdr(t, s, type, sector);
+	*host(t, STATUS + s) = 0xee;
+	desc(t, q, d, hdr_gpa(s), 16, VIRTQ_DESC_F_NEXT, d + 1);
+	desc(t, q, d + 1, rbuf(q, k, len), len,
+	     (uint16_t)(VIRTQ_DESC_F_NEXT | (type == VIRTIO_BLK_T_IN ? W : 0)), d + 2);
+	desc(t, q, d + 2, STATUS + s, 1, W, 0);
+	publish(t, q, d);
+}
+
+static uint16_t used_now(struct t *t, uint16_t q)
+{
+	return __atomic_load_n((uint16_t *)(void *)host(t, USED(q) + 2), __ATOMIC_ACQUIRE);
+}
+
+/* What the driver loop saw. */
+struct rate {
+	double reads_per_s, bytes_per_s;
+	uint64_t done;
+};
+
+#define SLOTS 32u
+
+/* A driver keeping SLOTS reads of len bytes in flight for secs seconds,
+ * and running the event loop's part: ratelimit_fd readable ->
+ * ratelimit_fire(). The rate is measured after the first `warm` seconds,
+ * once the bucket's initial contents are spent. */
+static struct rate drive_reads(struct t *t, struct ratelimit *rl, uint32_t len, double secs,
+			       double warm)
+{
+	const uint64_t per_image = IMG_BYTES / len;
+	uint64_t next = 0;
+	uint16_t seen = used_now(t, 0);
+	struct rate r = {0};
+	for (unsigned k = 0; k < SLOTS; k++, next++)
+		post_slot(t, 0, k, VIRTIO_BLK_T_IN, (next % per_image) * (len / 512), len);
+	virtio_dev_kick(&t->b.vdev, 0);
+	double t0 = now_s(), tw = 0, now;
+	struct virtio_blk_counters c0 = {0}, c1;
+	bool warmed = false;
+	while ((now = now_s()) < t0 + secs) {
+		if (!warmed && now >= t0 + warm) {
+			virtio_blk_get_counters(&t->b, &c0);
+			tw = now;
+			warmed = true;
+		}
+		if (rl) {
+			struct pollfd p = {.fd = ratelimit_fd(rl), .events = POLLIN};
+			if (poll(&p, 1, 1) > 0)
+				ratelimit_fire(rl);
+		}
+		uint16_t u = used_now(t, 0);
+		bool any = false;
+		for (; seen != u; seen++) {
+			uint32_t id, l;
+			used_entry(t, 0, seen, &id, &l);
+			unsigned k = id / 3;
+			assert_true(id % 3 == 0 && k < SLOTS);
+			assert_int_equal(l, len + 1);
+			assert_int_equal(status(t, rslot(0, k)), VIRTIO_BLK_S_OK);
+			uint64_t sector;
+			memcpy(&sector, host(t, hdr_gpa(rslot(0, k)) + 8), 8);
+			assert_int_equal(host(t, rbuf(0, k, len))[len - 1],
+					 pattern_byte(sector * 512 + len - 1, 0));
+			post_slot(t, 0, k, VIRTIO_BLK_T_IN, (next++ % per_image) * (len / 512),
+				  len);
+			r.done++;
+			any = true;
+		}
+		if (any)
+			virtio_dev_kick(&t->b.vdev, 0);
+	}
+	virtio_blk_get_counters(&t->b, &c1);
+	r.reads_per_s = (double)(c1.reads - c0.reads) / (now - tw);
+	r.bytes_per_s = (double)(c1.bytes_read - c0.bytes_read) / (now - tw);
+	/* What is still throttled stays in the ring; the device goes next. */
+	virtio_blk_drain(&t->b);
+	return r;
+}
+
+static void within(double got, double want, const char *what)
+{
+	print_message("%s: %.3f, limit %.3f (%+.2f%%)\n", what, got, want,
+		      (got - want) * 100 / want);
+	if (got < want * 0.9 || got > want * 1.1)
+		fail_msg("%s: %.1f is not within 10%% of %.1f", what, got, want);
+}
+
+/* 4 MiB/s: a 512 KiB bucket refilled every 125 ms; 64 KiB reads. */
+static void test_rate_bandwidth(void **state)
+{
+	struct t *t = *state;
+	struct rate r = drive_reads(t, NULL, 65536, 0.3, 0.05);
+	print_message("unlimited: %.1f MiB/s\n", r.bytes_per_s / (1 << 20));
+	double unlimited = r.bytes_per_s;
+	struct ratelimit *rl = limiter(512 << 10, 125, 0, 0);
+	limit(t, rl);
+	r = drive_reads(t, rl, 65536, 1.8, 0.3);
+	within(r.bytes_per_s / (1 << 20), 4.0, "bandwidth, MiB/s");
+	assert_true(unlimited > 3 * r.bytes_per_s);
+	struct virtio_blk_counters c;
+	virtio_blk_get_counters(&t->b, &c);
+	struct ratelimit_counters k;
+	ratelimit_get_counters(rl, &k);
+	print_message("%" PRIu64 " reads, %" PRIu64 " refused, %" PRIu64 " wake-ups\n", c.reads,
+		      c.throttled, k.wakeups);
+	assert_int_equal(c.throttled, k.throttled);
+	assert_true(c.throttled > 10 && k.wakeups > 10);
+	assert_int_equal(c.errors, 0);
+	limit(t, NULL);
+	ratelimit_destroy(rl);
+}
+
+/* 2000 requests/s: a bucket of 200 refilled every 100 ms; 512-byte reads. */
+static void test_rate_ops(void **state)
+{
+	struct t *t = *state;
+	struct rate r = drive_reads(t, NULL, 512, 0.3, 0.05);
+	print_message("unlimited: %.0f reads/s\n", r.reads_per_s);
+	double unlimited = r.reads_per_s;
+	struct ratelimit *rl = limiter(0, 0, 200, 100);
+	limit(t, rl);
+	r = drive_reads(t, rl, 512, 1.8, 0.3);
+	within(r.reads_per_s, 2000, "operations, reads/s");
+	assert_true(unlimited > 3 * r.reads_per_s);
+	limit(t, NULL);
+	ratelimit_destroy(rl);
+}
+
+struct kicker {
+	struct t *t;
+	uint16_t nq;
+	bool stop; /* __atomic */
+};
+
+/* Kicks every queue from another thread, as a vCPU would, while the main
+ * thread runs the limiter's wake-ups. */
+static void *kicker_main(void *arg)
+{
+	struct kicker *k = arg;
+	while (!__atomic_load_n(&k->stop, __ATOMIC_ACQUIRE)) {
+		for (uint16_t q = 0; q < k->nq; q++)
+			virtio_dev_kick(&k->t->b.vdev, q);
+		usleep(300);
+	}
+	return NULL;
+}
+
+/* Four queues, 64 requests each (writes on even queues, reads on odd),
+ * pushed through a tight ops limit while a second thread kicks: every
+ * request is answered exactly once, with the right data. */
+static void test_rate_nothing_lost_or_doubled(void **state)
+{
+	struct t *t = *state;
+	const uint16_t nq = NQ_MAX;
+	const unsigned per_q = 64;
+	t->o.num_queues = nq;
+	struct ratelimit *rl = limiter(0, 0, 16, 20); /* 800/s, 16 at once */
+	limit(t, rl);
+	for (uint16_t q = 0; q < nq; q++)
+		for (unsigned k = 0; k < per_q; k++) {
+			unsigned s = rslot(q, k);
+			uint32_t type = q % 2 ? VIRTIO_BLK_T_IN : VIRTIO_BLK_T_OUT;
+			if (type == VIRTIO_BLK_T_OUT)
+				memset(host(t, rbuf(q, k, 512)), (int)(s % 251 + 1), 512);
+			post_slot(t, q, k, type, 2ull * s, 512);
+		}
+	struct kicker k = {.t = t, .nq = nq};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, kicker_main, &k), 0);
+	double t0 = now_s();
+	bool all = false;
+	while (!all && now_s() < t0 + 10) {
+		struct pollfd p = {.fd = ratelimit_fd(rl), .events = POLLIN};
+		if (poll(&p, 1, 5) > 0)
+			ratelimit_fire(rl);
+		all = true;
+		for (uint16_t q = 0; q < nq; q++)
+			all = all && used_now(t, q) == per_q;
+	}
+	double took = now_s() - t0;
+	__atomic_store_n(&k.stop, true, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	virtio_blk_drain(&t->b);
+	print_message("%u requests in %.3f s (limit 800/s after 16)\n", nq * per_q, took);
+	assert_false(needs_reset(t));
+	for (uint16_t q = 0; q < nq; q++) {
+		assert_int_equal(used_now(t, q), per_q);
+		bool seen[64] = {false};
+		for (uint16_t n = 0; n < per_q; n++) {
+			uint32_t id, l;
+			used_entry(t, q, n, &id, &l);
+			assert_true(id % 3 == 0 && id / 3 < per_q);
+			assert_false(seen[id / 3]);
+			seen[id / 3] = true;
+			unsigned s = rslot(q, id / 3);
+			assert_int_equal(status(t, s), VIRTIO_BLK_S_OK);
+			uint8_t img[512];
+			read_image(t, 2ull * s * 512, img, sizeof(img));
+			if (q % 2 == 0) {
+				for (unsigned i = 0; i < 512; i++)
+					assert_int_equal(img[i], s % 251 + 1);
+			} else {
+				assert_memory_equal(host(t, rbuf(q, id / 3, 512)), img, 512);
+			}
+		}
+	}
+	struct virtio_blk_counters c;
+	virtio_blk_get_counters(&t->b, &c);
+	assert_int_equal(c.reads + c.writes, nq * per_q);
+	assert_true(c.throttled > 0);
+	/* 256 requests at 800/s after 16 free: at least 0.3 s. */
+	assert_true(took > 0.25);
+	limit(t, NULL);
+	ratelimit_destroy(rl);
+}
+
+/* A queue waiting on the limiter across a reset: the wake-up leaves the
+ * reset rings alone, and the fresh driver's requests pass. */
+static void test_rate_throttled_across_reset(void **state)
+{
+	struct t *t = *state;
+	struct ratelimit *rl = limiter(0, 0, 2, 200); /* 10/s, 2 at once */
+	limit(t, rl);
+	for (unsigned k = 0; k < 4; k++)
+		post_slot(t, 0, k, VIRTIO_BLK_T_IN, k, 512);
+	kick(t, 0);
+	assert_int_equal(used_now(t, 0), 2);
+	assert_int_equal(t->b.vdev.vqs[0].last_avail_idx, 2); /* the third went back */
+	kick(t, 0); /* throttled: a kick changes nothing */
+	assert_int_equal(used_now(t, 0), 2);
+	virtio_dev_reset(&t->b.vdev);
+	struct pollfd p = {.fd = ratelimit_fd(rl), .events = POLLIN};
+	assert_int_equal(poll(&p, 1, 1000), 1);
+	ratelimit_fire(rl);
+	assert_false(t->b.vdev.vqs[0].enabled);
+	assert_int_equal(t->b.vdev.vqs[0].last_avail_idx, 0);
+	go_live(t);
+	post_slot(t, 0, 0, VIRTIO_BLK_T_IN, 7, 512);
+	kick(t, 0);
+	double t0 = now_s();
+	while (used_now(t, 0) != 1 && now_s() < t0 + 2) {
+		if (poll(&p, 1, 10) > 0)
+			ratelimit_fire(rl);
+	}
+	virtio_blk_drain(&t->b);
+	assert_int_equal(used_now(t, 0), 1);
+	assert_int_equal(status(t, rslot(0, 0)), VIRTIO_BLK_S_OK);
+	assert_int_equal(host(t, rbuf(0, 0, 512))[0], pattern_byte(7 * 512, 0));
+	assert_false(needs_reset(t));
+	limit(t, NULL);
+	ratelimit_destroy(rl);
+}
+
+/* A flush and a get-id cost an op and no bytes; a read its data length. */
+static void test_rate_costs(void **state)
+{
+	struct t *t = *state;
+	struct ratelimit *rl = limiter(4096, 60000, 3, 60000); /* no refill to speak of */
+	limit(t, rl);
+	assert_int_equal(request(t, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(request(t, 0, VIRTIO_BLK_T_GET_ID, 0, BUF, 20, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(request(t, 0, VIRTIO_BLK_T_IN, 0, BUF, 4096, NULL), VIRTIO_BLK_S_OK);
+	/* Out of ops now; the bytes were all spent too. */
+	post_slot(t, 0, 5, VIRTIO_BLK_T_IN, 0, 512);
+	kick(t, 0);
+	assert_int_equal(used_now(t, 0), 3);
+	assert_int_equal(status(t, rslot(0, 5)), 0xee);
+	struct virtio_blk_counters c;
+	virtio_blk_get_counters(&t->b, &c);
+	assert_int_equal(c.throttled, 1);
+	limit(t, NULL);
+	ratelimit_destroy(rl);
+	/* 4096 bytes but ops to spare: the 4097th byte is refused. */
+	rl = limiter(4096, 60000, 100, 60000);
+	limit(t, rl);
+	assert_int_equal(request(t, 0, VIRTIO_BLK_T_IN, 0, BUF, 3584, NULL), VIRTIO_BLK_S_OK);
+	assert_int_equal(request(t, 0, VIRTIO_BLK_T_FLUSH, 0, 0, 0, NULL), VIRTIO_BLK_S_OK);
+	post_slot(t, 0, 5, VIRTIO_BLK_T_OUT, 0, 1024);
+	kick(t, 0);
+	assert_int_equal(used_now(t, 0), 2);
+	assert_int_equal(status(t, rslot(0, 5)), 0xee);
+	limit(t, NULL);
+	ratelimit_destroy(rl);
+}
+
 #define BOTH(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1301,6 +1633,11 @@ int main(void)
 	    BOTH(test_indirect_and_event_idx),
 	    BOTH(test_locking),
 	    cmocka_unit_test(test_init_errors),
+	    BOTH(test_rate_costs),
+	    BOTH(test_rate_throttled_across_reset),
+	    BOTH(test_rate_nothing_lost_or_doubled),
+	    BOTH(test_rate_bandwidth),
+	    BOTH(test_rate_ops),
 	};
 	int failed = cmocka_run_group_tests_name("io_uring", data, NULL, NULL);
 	force_pool = true;

@@ -6,11 +6,13 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <net/if_arp.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +23,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -188,7 +191,7 @@ static int mem_setup(struct g *g)
 	return vm_mem_create(&g->m, &l, false, false, &err);
 }
 
-static struct g *make(uint16_t pairs, uint16_t mtu)
+static struct g *make_with(uint16_t pairs, uint16_t mtu, struct ratelimit *rl)
 {
 	struct g *g = calloc(1, sizeof(*g));
 	struct chv_err err = {0};
@@ -209,12 +212,17 @@ static struct g *make(uint16_t pairs, uint16_t mtu)
 	be.ctx = g;
 	be.host_offloads = true;
 	be.guest_offloads = true;
-	struct virtio_net_params p = {.mtu = mtu, .queue_pairs = pairs};
+	struct virtio_net_params p = {.mtu = mtu, .queue_pairs = pairs, .rl = rl};
 	memcpy(p.mac, guest_mac, 6);
 	int rc = virtio_net_init(&g->n, &g->m, &p, &be, &err);
 	if (rc)
 		fail_msg("virtio_net_init: %s", err.msg);
 	return g;
+}
+
+static struct g *make(uint16_t pairs, uint16_t mtu)
+{
+	return make_with(pairs, mtu, NULL);
 }
 
 static int setup(void **state)
@@ -1545,6 +1553,387 @@ static void test_tap_open_variants(void **state)
 	}
 }
 
+/* ---- rate limiting ---- */
+
+#define TXB   (BUF + 0x100000ull) /* TX slot k: HDR + frame at TXB + 2048 k */
+#define RXB   (BUF + 0x180000ull) /* RX slot k: 2048 writable bytes */
+#define SLOT  2048u
+#define NSLOT 8u
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static struct ratelimit *limiter(uint64_t bw, uint64_t bw_ms, uint64_t ops, uint64_t ops_ms)
+{
+	const struct rl_config c = {.bw = {bw, 0, bw_ms}, .ops = {ops, 0, ops_ms}};
+	struct ratelimit *rl;
+	struct chv_err err = {0};
+	if (ratelimit_create(&rl, &c, &err))
+		fail_msg("ratelimit_create: %s", err.msg);
+	return rl;
+}
+
+static void unmake_limited(struct g *g, struct ratelimit *rl)
+{
+	void *state = g;
+	teardown(&state);
+	ratelimit_destroy(rl);
+}
+
+/* TX slot k: one descriptor (k) holding the header and len bytes, the
+ * first 4 of them the frame's sequence number. */
+static void tx_post(struct g *g, unsigned k, uint32_t seq, uint32_t len)
+{
+	uint64_t a = TXB + (uint64_t)SLOT * k;
+	memset(host(g, a), 0, HDR);
+	pattern(host(g, a + HDR), len, seq);
+	memcpy(host(g, a + HDR), &seq, 4);
+	desc(g, 1, k, a, HDR + len, 0, 0);
+	publish(g, 1, (uint16_t)k);
+}
+
+static void rx_post(struct g *g, unsigned k)
+{
+	uint64_t a = RXB + (uint64_t)SLOT * k;
+	memset(host(g, a), 0xee, SLOT);
+	desc(g, 0, k, a, SLOT, VIRTQ_DESC_F_WRITE, 0);
+	publish(g, 0, (uint16_t)k);
+}
+
+static void fire_if_ready(struct ratelimit *rl, int timeout_ms)
+{
+	struct pollfd p = {.fd = ratelimit_fd(rl), .events = POLLIN};
+	if (poll(&p, 1, timeout_ms) > 0)
+		ratelimit_fire(rl);
+}
+
+static void within(double got, double want, const char *what)
+{
+	print_message("%s: %.3f, limit %.3f (%+.2f%%)\n", what, got, want,
+		      (got - want) * 100 / want);
+	if (got < want * 0.9 || got > want * 1.1)
+		fail_msg("%s: %.1f is not within 10%% of %.1f", what, got, want);
+}
+
+struct rate {
+	double bytes_per_s, frames_per_s;
+};
+
+/* The guest keeps NSLOT frames of len bytes queued for transmission, the
+ * peer reads them and checks their sequence (nothing lost, nothing twice),
+ * and the loop plays the event loop: ratelimit_fd -> ratelimit_fire. */
+static struct rate drive_tx(struct g *g, struct ratelimit *rl, uint32_t len, double secs,
+			    double warm)
+{
+	uint32_t seq = 0, expect = 0;
+	uint16_t seen = used_idx(g, 1);
+	for (unsigned k = 0; k < NSLOT; k++)
+		tx_post(g, k, seq++, len);
+	virtio_dev_kick(&g->n.vdev, 1);
+	struct virtio_net_counters c0 = {0}, c1;
+	double t0 = now_s(), tw = 0, now;
+	bool warmed = false;
+	static uint8_t got[SLOT];
+	while ((now = now_s()) < t0 + secs) {
+		if (!warmed && now >= t0 + warm) {
+			c0 = counters(g);
+			tw = now;
+			warmed = true;
+		}
+		if (rl)
+			fire_if_ready(rl, 1);
+		ssize_t r;
+		while ((r = peer_recv(g, 0, got, sizeof(got))) > 0) {
+			assert_int_equal(r, HDR + len);
+			uint32_t s;
+			memcpy(&s, got + HDR, 4);
+			assert_int_equal(s, expect);
+			expect++;
+		}
+		bool any = false;
+		for (uint16_t u = used_idx(g, 1); seen != u; seen++) {
+			uint32_t id = used_id(g, 1, seen);
+			assert_true(id < NSLOT);
+			tx_post(g, id, seq++, len);
+			any = true;
+		}
+		if (any)
+			virtio_dev_kick(&g->n.vdev, 1);
+	}
+	c1 = counters(g);
+	assert_int_equal(c1.tx_drops + c1.tx_errors, 0);
+	return (struct rate){(double)(c1.tx_bytes - c0.tx_bytes) / (now - tw),
+			     (double)(c1.tx_packets - c0.tx_packets) / (now - tw)};
+}
+
+/* TX at 2 MiB/s (a 256 KiB bucket every 125 ms, 1000-byte frames) and at
+ * 2000 frames/s (200 every 100 ms, 64-byte frames). */
+static void test_rate_tx(void **state)
+{
+	(void)state;
+	struct g *g = make(1, 1500);
+	go_live(g, F_V1);
+	struct rate r = drive_tx(g, NULL, 1000, 0.3, 0.05);
+	double unlimited = r.bytes_per_s;
+	print_message("unlimited: %.1f MiB/s, %.0f frames/s\n", r.bytes_per_s / (1 << 20),
+		      r.frames_per_s);
+	void *state0 = g;
+	teardown(&state0);
+
+	struct ratelimit *rl = limiter(256 << 10, 125, 0, 0);
+	g = make_with(1, 1500, rl);
+	go_live(g, F_V1);
+	r = drive_tx(g, rl, 1000, 1.8, 0.3);
+	within(r.bytes_per_s / (1 << 20), 2.0, "TX bandwidth, MiB/s");
+	assert_true(unlimited > 3 * r.bytes_per_s);
+	struct virtio_net_counters c = counters(g);
+	print_message("%" PRIu64 " frames, %" PRIu64 " refused\n", c.tx_packets, c.tx_throttled);
+	assert_true(c.tx_throttled > 10);
+	assert_int_equal(c.rx_throttled, 0);
+	unmake_limited(g, rl);
+
+	rl = limiter(0, 0, 200, 100);
+	g = make_with(1, 1500, rl);
+	go_live(g, F_V1);
+	r = drive_tx(g, rl, 64, 1.8, 0.3);
+	within(r.frames_per_s, 2000, "TX frames/s");
+	unmake_limited(g, rl);
+}
+
+/* The peer keeps the backend full of numbered 1000-byte frames; the guest
+ * keeps NSLOT buffers posted; the loop watches the backend fd only while
+ * the device asks for it. RX at 2 MiB/s (256 KiB every 125 ms). */
+static void test_rate_rx(void **state)
+{
+	(void)state;
+	struct ratelimit *rl = limiter(256 << 10, 125, 0, 0);
+	struct g *g = make_with(1, 1500, rl);
+	go_live(g, F_V1);
+	const uint32_t len = 1000;
+	uint32_t sent = 0, expect = 0;
+	uint16_t seen = 0;
+	static uint8_t frame[1000];
+	for (unsigned k = 0; k < NSLOT; k++)
+		rx_post(g, k);
+	virtio_dev_kick(&g->n.vdev, 0);
+	struct virtio_net_counters c0 = {0}, c1;
+	double t0 = now_s(), tw = 0, now;
+	bool warmed = false;
+	unsigned throttled_polls = 0;
+	while ((now = now_s()) < t0 + 1.8) {
+		if (!warmed && now >= t0 + 0.3) {
+			c0 = counters(g);
+			tw = now;
+			warmed = true;
+		}
+		/* The backend stays full. */
+		for (;;) {
+			pattern(frame, len, sent);
+			memcpy(frame, &sent, 4);
+			struct iovec iov[2] = {{(void *)plain_hdr, HDR}, {frame, len}};
+			if (writev(g->peer[0], iov, 2) < 0) {
+				assert_int_equal(errno, EAGAIN);
+				break;
+			}
+			sent++;
+		}
+		/* While refused, the device must not ask for its fd. */
+		if (g->n.rxq[0].throttled) {
+			assert_false(g->poll_on[0]);
+			throttled_polls++;
+		}
+		struct pollfd p[2] = {{.fd = ratelimit_fd(rl), .events = POLLIN},
+				      {.fd = g->poll_on[0] ? g->devfd[0] : -1, .events = POLLIN}};
+		if (poll(p, 2, 1) > 0) {
+			if (p[0].revents)
+				ratelimit_fire(rl);
+			if (p[1].revents)
+				virtio_net_rx_ready(&g->n, 0);
+		}
+		bool any = false;
+		for (uint16_t u = used_idx(g, 0); seen != u; seen++) {
+			uint32_t id = used_id(g, 0, seen);
+			assert_true(id < NSLOT);
+			assert_int_equal(used_len(g, 0, seen), HDR + len);
+			uint8_t *b = host(g, RXB + (uint64_t)SLOT * id);
+			uint32_t s;
+			memcpy(&s, b + HDR, 4);
+			assert_int_equal(s, expect);
+			assert_int_equal(b[HDR + len - 1], (uint8_t)((len - 1) * 31 + s));
+			expect++;
+			rx_post(g, id);
+			any = true;
+		}
+		if (any)
+			virtio_dev_kick(&g->n.vdev, 0);
+	}
+	c1 = counters(g);
+	within((double)(c1.rx_bytes - c0.rx_bytes) / (now - tw) / (1 << 20), 2.0,
+	       "RX bandwidth, MiB/s");
+	print_message("%" PRIu64 " frames, %" PRIu64 " refused; fd unwatched while refused at "
+		      "%u checks\n",
+		      c1.rx_packets, c1.rx_throttled, throttled_polls);
+	assert_int_equal(c1.rx_drops + c1.rx_errors, 0);
+	assert_true(c1.rx_throttled > 10 && throttled_polls > 10);
+	assert_int_equal(c1.tx_throttled, 0);
+	unmake_limited(g, rl);
+}
+
+/* One limiter for both directions, and no frame lost or doubled across a
+ * refusal: 4 ops, then TX and RX wait for the same timer. */
+static void test_rate_shared_and_exact(void **state)
+{
+	(void)state;
+	struct ratelimit *rl = limiter(0, 0, 4, 100); /* 40/s, 4 at once */
+	struct g *g = make_with(1, 1500, rl);
+	go_live(g, F_V1);
+	for (unsigned k = 0; k < 4; k++)
+		tx_post(g, k, k, 100);
+	virtio_dev_kick(&g->n.vdev, 1);
+	assert_int_equal(used_idx(g, 1), 4);
+	/* The bucket is empty: the next frame either way waits. */
+	tx_post(g, 4, 4, 100);
+	virtio_dev_kick(&g->n.vdev, 1);
+	assert_int_equal(used_idx(g, 1), 4);
+	assert_int_equal(g->n.vdev.vqs[1].last_avail_idx, 4); /* back in the ring */
+	virtio_dev_kick(&g->n.vdev, 1);			      /* kicks change nothing */
+	assert_int_equal(used_idx(g, 1), 4);
+	uint8_t frame[100];
+	pattern(frame, sizeof(frame), 9);
+	peer_send(g, 0, plain_hdr, frame, sizeof(frame));
+	rx_post(g, 0);
+	virtio_dev_kick(&g->n.vdev, 0);
+	assert_int_equal(used_idx(g, 0), 0);
+	assert_true(g->n.rxq[0].throttled);
+	assert_false(g->poll_on[0]);
+	virtio_net_rx_ready(&g->n, 0); /* a stale readiness changes nothing */
+	assert_int_equal(used_idx(g, 0), 0);
+	/* 25 ms per op: both pass within a few wake-ups. */
+	double t0 = now_s();
+	while ((used_idx(g, 1) != 5 || used_idx(g, 0) != 1) && now_s() < t0 + 2)
+		fire_if_ready(rl, 10);
+	assert_int_equal(used_idx(g, 1), 5);
+	assert_int_equal(used_idx(g, 0), 1);
+	assert_memory_equal(host(g, RXB + HDR), frame, sizeof(frame));
+	uint8_t got[SLOT];
+	for (uint32_t k = 0; k < 5; k++) {
+		assert_int_equal(peer_recv(g, 0, got, sizeof(got)), HDR + 100);
+		uint32_t s;
+		memcpy(&s, got + HDR, 4);
+		assert_int_equal(s, k);
+	}
+	assert_true(peer_recv(g, 0, got, sizeof(got)) < 0);
+	struct virtio_net_counters c = counters(g);
+	assert_int_equal(c.tx_packets, 5);
+	assert_int_equal(c.rx_packets, 1);
+	assert_true(c.tx_throttled >= 1 && c.rx_throttled >= 1);
+	struct ratelimit_counters k;
+	ratelimit_get_counters(rl, &k);
+	assert_int_equal(k.throttled, c.tx_throttled + c.rx_throttled);
+	unmake_limited(g, rl);
+}
+
+struct kicker {
+	struct g *g;
+	bool stop; /* __atomic */
+};
+
+/* Kicks the transmit queue from another thread, as a vCPU would. */
+static void *kicker_main(void *arg)
+{
+	struct kicker *k = arg;
+	while (!__atomic_load_n(&k->stop, __ATOMIC_ACQUIRE)) {
+		virtio_dev_kick(&k->g->n.vdev, 1);
+		usleep(200);
+	}
+	return NULL;
+}
+
+/* A full ring of frames through a tight limit while another thread keeps
+ * kicking: each frame leaves once, in order. */
+static void test_rate_tx_concurrent_kicks(void **state)
+{
+	(void)state;
+	struct ratelimit *rl = limiter(0, 0, 2, 10); /* 200/s, 2 at once */
+	struct g *g = make_with(1, 1500, rl);
+	go_live(g, F_V1);
+	for (unsigned k = 0; k < QSIZE; k++)
+		tx_post(g, k, k, 200);
+	struct kicker kk = {.g = g};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, kicker_main, &kk), 0);
+	uint32_t expect = 0;
+	uint8_t got[SLOT];
+	double t0 = now_s();
+	while (expect < QSIZE && now_s() < t0 + 5) {
+		fire_if_ready(rl, 2);
+		ssize_t r;
+		while ((r = peer_recv(g, 0, got, sizeof(got))) > 0) {
+			assert_int_equal(r, HDR + 200);
+			uint32_t s;
+			memcpy(&s, got + HDR, 4);
+			assert_int_equal(s, expect);
+			expect++;
+		}
+	}
+	double took = now_s() - t0;
+	__atomic_store_n(&kk.stop, true, __ATOMIC_RELEASE);
+	pthread_join(th, NULL);
+	print_message("%u frames in %.3f s (limit 200/s after 2)\n", expect, took);
+	assert_int_equal(expect, QSIZE);
+	assert_true(peer_recv(g, 0, got, sizeof(got)) < 0);
+	assert_int_equal(used_idx(g, 1), QSIZE);
+	assert_true(took > 0.05);
+	struct virtio_net_counters c = counters(g);
+	assert_int_equal(c.tx_packets, QSIZE);
+	assert_true(c.tx_throttled > 0);
+	assert_false(needs_reset(g));
+	unmake_limited(g, rl);
+}
+
+/* Throttled both ways, then reset: the wake-up leaves the reset device
+ * alone, and a fresh driver's frames pass. */
+static void test_rate_throttled_across_reset(void **state)
+{
+	(void)state;
+	struct ratelimit *rl = limiter(0, 0, 1, 50);
+	struct g *g = make_with(1, 1500, rl);
+	go_live(g, F_V1);
+	tx_post(g, 0, 0, 60);
+	tx_post(g, 1, 1, 60);
+	virtio_dev_kick(&g->n.vdev, 1);
+	assert_int_equal(used_idx(g, 1), 1);
+	peer_send(g, 0, plain_hdr, "abc", 3);
+	rx_post(g, 0);
+	virtio_dev_kick(&g->n.vdev, 0);
+	assert_true(g->n.rxq[0].throttled && g->n.txq[0].throttled);
+	virtio_dev_reset(&g->n.vdev);
+	assert_false(g->n.rxq[0].throttled || g->n.txq[0].throttled);
+	struct pollfd p = {.fd = ratelimit_fd(rl), .events = POLLIN};
+	assert_int_equal(poll(&p, 1, 1000), 1);
+	ratelimit_fire(rl);
+	assert_false(g->n.vdev.vqs[1].enabled);
+	assert_int_equal(g->n.vdev.vqs[1].last_avail_idx, 0);
+	assert_false(needs_reset(g));
+	go_live(g, F_V1);
+	uint8_t got[SLOT];
+	assert_int_equal(peer_recv(g, 0, got, sizeof(got)), HDR + 60); /* the first */
+	tx_post(g, 0, 7, 60);
+	virtio_dev_kick(&g->n.vdev, 1);
+	double t0 = now_s();
+	while (used_idx(g, 1) != 1 && now_s() < t0 + 2)
+		fire_if_ready(rl, 10);
+	assert_int_equal(peer_recv(g, 0, got, sizeof(got)), HDR + 60);
+	uint32_t s;
+	memcpy(&s, got + HDR, 4);
+	assert_int_equal(s, 7);
+	unmake_limited(g, rl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1579,6 +1968,11 @@ int main(void)
 	    cmocka_unit_test(test_tap_checksum_offload),
 	    cmocka_unit_test(test_tap_frames_wait_without_buffers),
 	    cmocka_unit_test(test_tap_open_variants),
+	    cmocka_unit_test(test_rate_shared_and_exact),
+	    cmocka_unit_test(test_rate_throttled_across_reset),
+	    cmocka_unit_test(test_rate_tx_concurrent_kicks),
+	    cmocka_unit_test(test_rate_tx),
+	    cmocka_unit_test(test_rate_rx),
 	};
 	return cmocka_run_group_tests(tests, tap_group_setup, NULL);
 }
