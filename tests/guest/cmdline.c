@@ -7,7 +7,7 @@ const char *const check_names[CHECK_COUNT] = {
     [CHECK_INITRD] = "initrd",	 [CHECK_ACPI] = "acpi",	      [CHECK_MADT] = "madt",
     [CHECK_SMP] = "smp",	 [CHECK_CMOS] = "cmos",	      [CHECK_CPL3] = "cpl3",
     [CHECK_PCI] = "pci",	 [CHECK_RNG] = "rng",	      [CHECK_BLK] = "blk",
-    [CHECK_CONSOLE] = "console",
+    [CHECK_CONSOLE] = "console", [CHECK_NET] = "net",	      [CHECK_HOSTILE] = "hostile",
 };
 
 static void add_error(struct options *o, const char *key, const char *v, size_t vlen)
@@ -117,6 +117,73 @@ static bool parse_blkw(struct options *o, const char *v, size_t n)
 	return (o->have_blk = o->have_blkw = true);
 }
 
+/* A dotted quad a.b.c.d, each part decimal 0..255, into host order. */
+static bool parse_ipv4(const char *v, size_t n, uint32_t *out)
+{
+	uint32_t ip = 0;
+	unsigned parts = 0;
+	size_t i = 0;
+	while (parts < 4) {
+		size_t l = 0;
+		uint32_t x = 0;
+		while (i + l < n && v[i + l] >= '0' && v[i + l] <= '9' && l < 3)
+			x = x * 10 + (uint32_t)(v[i + l++] - '0');
+		if (!l || x > 255)
+			return false;
+		ip = ip << 8 | x;
+		i += l;
+		if (++parts < 4) {
+			if (i >= n || v[i] != '.')
+				return false;
+			i++;
+		}
+	}
+	if (i != n)
+		return false;
+	*out = ip;
+	return true;
+}
+
+/* chv.net=GUEST_IP,PEER_IP,PORT */
+static bool parse_net(struct options *o, const char *v, size_t n)
+{
+	size_t c1 = 0, c2;
+	uint32_t ip, peer;
+	uint64_t port;
+	while (c1 < n && v[c1] != ',')
+		c1++;
+	c2 = c1 + 1;
+	while (c2 < n && v[c2] != ',')
+		c2++;
+	if (c2 >= n || !parse_ipv4(v, c1, &ip) || !parse_ipv4(v + c1 + 1, c2 - c1 - 1, &peer) ||
+	    !parse_size(v + c2 + 1, n - c2 - 1, &port) || port == 0 || port > 65535 || ip == peer)
+		return false;
+	o->net_ip = ip;
+	o->net_peer = peer;
+	o->net_port = (uint16_t)port;
+	return (o->have_net = true);
+}
+
+/* chv.hostile=blk (a comma-separated list of kinds; blk is the only one). */
+static bool parse_hostile(struct options *o, const char *v, size_t n)
+{
+	while (n) {
+		size_t l = 0;
+		while (l < n && v[l] != ',')
+			l++;
+		if (!word_is(v, l, "blk"))
+			return false;
+		o->hostile_blk = true;
+		if (l == n)
+			break;
+		v += l + 1;
+		n -= l + 1;
+		if (!n)
+			return false;
+	}
+	return (o->have_hostile = o->hostile_blk);
+}
+
 static bool parse_action(struct options *o, const char *v, size_t n)
 {
 	static const char *const names[] = {"poweroff", "reset", "triplefault", "hang", "mmioexec"};
@@ -180,6 +247,10 @@ static bool parse_word(struct options *o, const char *k, size_t kn, const char *
 		o->have_blk |= o->blk_ro;
 		return true;
 	}
+	if (word_is(k, kn, "chv.net"))
+		return parse_net(o, v, vn);
+	if (word_is(k, kn, "chv.hostile"))
+		return parse_hostile(o, v, vn);
 	if (word_is(k, kn, "chv.initrd"))
 		return (o->have_initrd = parse_initrd(o, v, vn));
 	if (word_is(k, kn, "chv.action"))
@@ -241,5 +312,7 @@ void options_parse(const char *cmdline, struct options *o)
 		o->want[CHECK_RNG] = o->have_rng;
 		o->want[CHECK_BLK] = o->have_blk;
 		o->want[CHECK_CONSOLE] = o->have_console;
+		o->want[CHECK_NET] = o->have_net;
+		o->want[CHECK_HOSTILE] = o->have_hostile;
 	}
 }

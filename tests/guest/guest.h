@@ -176,6 +176,8 @@ enum check_id {
 	CHECK_RNG,
 	CHECK_BLK,
 	CHECK_CONSOLE,
+	CHECK_NET,
+	CHECK_HOSTILE,
 	CHECK_COUNT
 };
 enum action { ACTION_POWEROFF, ACTION_RESET, ACTION_TRIPLEFAULT, ACTION_HANG, ACTION_MMIOEXEC };
@@ -191,6 +193,12 @@ struct options {
 	uint64_t blkw_sector;
 	uint32_t blkw_count, blkw_seed;
 	char blkid[24];
+	/* virtio-net: chv.net=GUEST_IP,PEER_IP,PORT (addresses in host order). */
+	bool have_net;
+	uint32_t net_ip, net_peer;
+	uint16_t net_port;
+	/* chv.hostile=KIND[,KIND]: malformed requests to these devices. */
+	bool have_hostile, hostile_blk;
 	uint32_t pci_functions; /* chv.pci: functions expected on the first bus */
 	uint64_t mem;
 	uint32_t cpus;
@@ -329,6 +337,8 @@ void check_pci(const struct options *o);
 #define VIRTIO_STATUS_FAILED	  0x80
 #define VIRTQ_DESC_F_NEXT	  1
 #define VIRTQ_DESC_F_WRITE	  2
+#define VIRTQ_DESC_F_INDIRECT	  4
+#define VIRTIO_F_INDIRECT_DESC	  28
 #define VIRTQ_MAX		  16 /* entries the driver uses per queue */
 
 struct virtq_desc {
@@ -375,6 +385,12 @@ struct virtq_buf {
 	uint32_t len;
 	bool device_writes;
 };
+/* Makes the chain at head available (ring entry, then the index); no notify. */
+void virtq_publish(struct virtq *vq, uint16_t head);
+/* Notifies the device of new buffers on the queue. */
+void virtq_kick(const struct virtq *vq);
+/* Takes the next used entry when the device has returned one. */
+bool virtq_used_pop(struct virtq *vq, uint32_t *id, uint32_t *len);
 /* Puts one chain on the queue, notifies, and polls the used ring until the
  * device returns it or the TSC passes deadline. Returns the length the
  * device wrote, or -1 on timeout. Fit for CPL3 (no privileged instruction). */
@@ -390,5 +406,13 @@ void check_vcon(void);
 /* ---- blk.c ---- */
 #define BLK_MAX_SECTORS 128 /* per chv.blk / chv.blkw region */
 void check_blk(const struct options *o);
+
+/* ---- net.c (virtio-net, a minimal IPv4 host: ARP, ICMP echo, UDP) ---- */
+#define NET_CHECK_LINES 4 /* TAP lines the net check prints */
+void check_net(const struct options *o);
+
+/* ---- hostile.c (malformed descriptor chains) ---- */
+#define HOSTILE_CHECK_LINES 2
+void check_hostile(const struct options *o);
 
 #endif

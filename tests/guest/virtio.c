@@ -262,6 +262,34 @@ void virtio_driver_ok(struct virtio_dev *v)
 				     VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
 }
 
+void virtq_publish(struct virtq *vq, uint16_t head)
+{
+	vq->avail[2 + vq->avail_idx % vq->size] = head;
+	/* The descriptors and the ring entry before the index that publishes them. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	vq->avail[1] = ++vq->avail_idx;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+void virtq_kick(const struct virtq *vq)
+{
+	*(volatile uint16_t *)(uintptr_t)vq->notify = vq->index;
+}
+
+bool virtq_used_pop(struct virtq *vq, uint32_t *id, uint32_t *len)
+{
+	volatile uint16_t *used_idx = (volatile uint16_t *)(vq->used + 2);
+	if (*used_idx == vq->last_used)
+		return false;
+	/* The entry is read only after the index that published it. */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	const volatile uint8_t *e = vq->used + 4 + 8 * (vq->last_used % vq->size);
+	*id = *(const volatile uint32_t *)e;
+	*len = *(const volatile uint32_t *)(e + 4);
+	vq->last_used++;
+	return true;
+}
+
 int64_t virtq_transact(struct virtq *vq, const struct virtq_buf *bufs, unsigned n,
 		       uint64_t deadline_tsc)
 {
@@ -275,22 +303,14 @@ int64_t virtq_transact(struct virtq *vq, const struct virtq_buf *bufs, unsigned 
 					       (bufs[i].device_writes ? VIRTQ_DESC_F_WRITE : 0));
 		vq->desc[i].next = (uint16_t)(i + 1 < n ? i + 1 : 0);
 	}
-	vq->avail[2 + vq->avail_idx % vq->size] = 0;
-	/* The descriptors and the ring entry before the index that publishes them. */
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	vq->avail[1] = ++vq->avail_idx;
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	*(volatile uint16_t *)(uintptr_t)vq->notify = vq->index;
+	virtq_publish(vq, 0);
+	virtq_kick(vq);
 
-	volatile uint16_t *used_idx = (volatile uint16_t *)(vq->used + 2);
-	while (*used_idx == vq->last_used) {
+	uint32_t id, len;
+	while (!virtq_used_pop(vq, &id, &len)) {
 		if ((int64_t)(rdtsc() - deadline_tsc) > 0)
 			return -1;
 		__asm__ volatile("pause");
 	}
-	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	const volatile uint8_t *e = vq->used + 4 + 8 * (vq->last_used % vq->size);
-	uint32_t id = *(const volatile uint32_t *)e, len = *(const volatile uint32_t *)(e + 4);
-	vq->last_used++;
 	return id == 0 ? (int64_t)len : -1;
 }
