@@ -399,6 +399,14 @@ static int refuse_process_flags(const struct vm_config *c, struct chv_err *err)
 		return chv_err_set(err, -EINVAL,
 				   "%s is a chv-vmm process option; chvd sets it for its workers",
 				   flag);
+	/* The worker is chvd's child, not ours: our fds never reach it. */
+	for (uint32_t i = 0; i < c->nnets; i++)
+		if (c->nets[i].nfds)
+			return chv_err_set(
+			    err, -EINVAL,
+			    "--net: fd=%d: file descriptors cannot be passed to chvd "
+			    "(its worker is another process); use tap=NAME",
+			    c->nets[i].fds[0]);
 	return 0;
 }
 

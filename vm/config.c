@@ -2,13 +2,17 @@
  * the cross-field checks run before anything is allocated. */
 #include "vm/config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vm/cpuid.h"
@@ -49,6 +53,15 @@ static void free_str(char **s)
 	*s = NULL;
 }
 
+void vm_config_net_free(struct net_config *n)
+{
+	free_str(&n->tap);
+	free_str(&n->ip);
+	free_str(&n->mask);
+	free_str(&n->id);
+	free_str(&n->rl_group);
+}
+
 void vm_config_free(struct vm_config *c)
 {
 	if (!c)
@@ -63,8 +76,15 @@ void vm_config_free(struct vm_config *c)
 		free_str(&c->disks[i].path);
 		free_str(&c->disks[i].serial);
 		free_str(&c->disks[i].id);
+		free_str(&c->disks[i].rl_group);
 	}
 	c->ndisks = 0;
+	for (uint32_t i = 0; i < c->nnets && i < CONFIG_MAX_NETS; i++)
+		vm_config_net_free(&c->nets[i]);
+	c->nnets = 0;
+	for (uint32_t i = 0; i < c->nrl_groups && i < CONFIG_MAX_RL_GROUPS; i++)
+		free_str(&c->rl_groups[i].id);
+	c->nrl_groups = 0;
 	free_str(&c->log_file);
 	free_str(&c->hypervisor);
 }
@@ -289,9 +309,91 @@ int vm_config_parse_rng(struct vm_config *c, const char *v, struct chv_err *err)
 	return rc;
 }
 
-enum { DISK_PATH, DISK_RO, DISK_DIRECT, DISK_NQ, DISK_QS, DISK_SERIAL, DISK_ID };
-static const char *const disk_keys[] = {"path",	      "readonly", "direct", "num_queues",
-					"queue_size", "serial",	  "id",	    NULL};
+/* Rate limits, the same keys on --disk and --net (Cloud Hypervisor's; refill
+ * times in milliseconds), then --rate-limit-group's id or a device's group. */
+enum {
+	RL_BW_SIZE,
+	RL_BW_BURST,
+	RL_BW_REFILL,
+	RL_OPS_SIZE,
+	RL_OPS_BURST,
+	RL_OPS_REFILL,
+	RL__LIMITS,
+	RL_GROUP = RL__LIMITS, /* rate_limit_group= on a device, id= on a group */
+	RL__COUNT
+};
+#define RL_KEYS                                                                                    \
+	"bw_size", "bw_one_time_burst", "bw_refill_time", "ops_size", "ops_one_time_burst",        \
+	    "ops_refill_time"
+
+static int parse_u64_key(const char *opt, const char *key, const char *s, uint64_t *out,
+			 struct chv_err *err)
+{
+	int rc = optparse_u64(s, out);
+	if (rc == -EINVAL)
+		return chv_err_set(err, -EINVAL, "%s: %s=%s is not a number", opt, key, s);
+	if (rc)
+		return chv_err_set(err, -EINVAL, "%s: %s=%s is too large", opt, key, s);
+	return 0;
+}
+
+/* val: RL__LIMITS values by RL_* index (NULL: not given). */
+static int parse_rl(const char *opt, const char *const *val, struct rl_config *rl,
+		    struct chv_err *err)
+{
+	static const char *const names[RL__LIMITS] = {RL_KEYS};
+	uint64_t *dst[RL__LIMITS] = {&rl->bw.size,  &rl->bw.one_time_burst,  &rl->bw.refill_ms,
+				     &rl->ops.size, &rl->ops.one_time_burst, &rl->ops.refill_ms};
+	memset(rl, 0, sizeof(*rl));
+	for (int i = 0; i < RL__LIMITS; i++) {
+		if (!val[i])
+			continue;
+		int rc = parse_u64_key(opt, names[i], val[i], dst[i], err);
+		if (rc)
+			return rc;
+	}
+	return vm_config_check_rl(opt, rl, err);
+}
+
+int vm_config_check_rl(const char *opt, const struct rl_config *rl, struct chv_err *err)
+{
+	struct chv_err e = {0};
+	int rc = rl_config_check(rl, &e);
+	if (rc)
+		return chv_err_set(err, rc, "%s: %s", opt, e.msg);
+	return 0;
+}
+
+enum {
+	DISK_PATH,
+	DISK_RO,
+	DISK_DIRECT,
+	DISK_NQ,
+	DISK_QS,
+	DISK_SERIAL,
+	DISK_ID,
+	DISK_RL /* RL__COUNT keys from here */
+};
+static const char *const disk_keys[] = {
+    "path",   "readonly", "direct", "num_queues",	"queue_size",
+    "serial", "id",	  RL_KEYS,  "rate_limit_group", NULL};
+
+/* A device's rate_limit_group= and its own limits. */
+static int parse_device_rl(const char *opt, const char *const *val, struct rl_config *rl,
+			   char **group, struct chv_err *err)
+{
+	int rc = parse_rl(opt, val, rl, err);
+	if (rc)
+		return rc;
+	if (!val[RL_GROUP])
+		return 0;
+	if (rl_config_active(rl))
+		return chv_err_set(err, -EINVAL,
+				   "%s: rate_limit_group=%s and the device's own limits (bw_*, "
+				   "ops_*) are exclusive",
+				   opt, val[RL_GROUP]);
+	return set_str(group, opt, val[RL_GROUP], err);
+}
 
 /* Ranges that need other options (num_queues against the vCPUs) and the
  * path's existence are vm_config_validate()'s. */
@@ -333,9 +435,9 @@ static int parse_disk_kv(struct disk_config *d, const struct optparse_kv *kv, st
 		if ((rc = set_str(&d->serial, "--disk", kv->val[DISK_SERIAL], err)))
 			return rc;
 	}
-	if (kv->val[DISK_ID])
-		rc = set_str(&d->id, "--disk", kv->val[DISK_ID], err);
-	return rc;
+	if (kv->val[DISK_ID] && (rc = set_str(&d->id, "--disk", kv->val[DISK_ID], err)))
+		return rc;
+	return parse_device_rl("--disk", &kv->val[DISK_RL], &d->rl, &d->rl_group, err);
 }
 
 int vm_config_parse_disk(struct vm_config *c, const char *v, struct chv_err *err)
@@ -356,9 +458,320 @@ int vm_config_parse_disk(struct vm_config *c, const char *v, struct chv_err *err
 		free_str(&d.path);
 		free_str(&d.serial);
 		free_str(&d.id);
+		free_str(&d.rl_group);
 		return rc;
 	}
 	c->disks[c->ndisks++] = d;
+	return 0;
+}
+
+void vm_config_random_mac(uint8_t mac[6])
+{
+	if (getrandom(mac, 6, 0) != 6) {
+		/* Never in practice; still a different address per process. */
+		uint64_t x = (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL) ^ (uintptr_t)mac;
+		for (int i = 0; i < 6; i++, x >>= 8)
+			mac[i] = (uint8_t)x;
+	}
+	mac[0] = (uint8_t)((mac[0] & 0xfe) | 0x02); /* unicast, locally administered */
+}
+
+void vm_config_format_mac(const uint8_t mac[6], char out[18])
+{
+	snprintf(out, 18, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4],
+		 mac[5]);
+}
+
+static int hexdigit(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* "aa:bb:cc:dd:ee:ff", a unicast address other than all zeros. */
+static int parse_mac(const char *opt, const char *key, const char *s, uint8_t mac[6],
+		     struct chv_err *err)
+{
+	bool ok = strlen(s) == 17;
+	for (int i = 0; ok && i < 6; i++) {
+		int hi = hexdigit(s[3 * i]), lo = hexdigit(s[3 * i + 1]);
+		ok = hi >= 0 && lo >= 0 && (i == 5 || s[3 * i + 2] == ':');
+		if (ok)
+			mac[i] = (uint8_t)(hi << 4 | lo);
+	}
+	if (!ok)
+		return chv_err_set(err, -EINVAL,
+				   "%s: %s=%s is not a MAC address (aa:bb:cc:dd:ee:ff)", opt, key,
+				   s);
+	return vm_config_check_mac(opt, key, mac, err);
+}
+
+int vm_config_check_mac(const char *opt, const char *key, const uint8_t mac[6], struct chv_err *err)
+{
+	char txt[18];
+	vm_config_format_mac(mac, txt);
+	if (mac[0] & 1)
+		return chv_err_set(err, -EINVAL, "%s: %s=%s is a multicast address", opt, key, txt);
+	if (!(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]))
+		return chv_err_set(err, -EINVAL, "%s: %s=%s is not a valid address", opt, key, txt);
+	return 0;
+}
+
+bool vm_config_ipv4_ok(const char *s, bool mask)
+{
+	struct in_addr a;
+	if (!s || inet_pton(AF_INET, s, &a) != 1)
+		return false;
+	uint32_t m = ntohl(a.s_addr);
+	return !mask || !(m & (~m >> 1));
+}
+
+bool vm_config_ifname_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > CONFIG_NET_IFNAME_MAX || !strcmp(s, ".") || !strcmp(s, ".."))
+		return false;
+	for (const char *p = s; *p; p++)
+		if (*p == '/' || *p == ':' || *p <= ' ' || *p == 0x7f)
+			return false;
+	return true;
+}
+
+/* fd=3 or fd=3:4:5, one open tap queue per pair; 0..2 are stdio. */
+static int parse_fds(struct net_config *n, const char *s, struct chv_err *err)
+{
+	const char *p = s;
+	n->nfds = 0;
+	for (;;) {
+		const char *end = strchr(p, ':');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		char num[16];
+		uint64_t v;
+		if (n->nfds == CONFIG_NET_MAX_PAIRS)
+			return chv_err_set(err, -EINVAL, "--net: fd=%s: more than %u fds", s,
+					   CONFIG_NET_MAX_PAIRS);
+		if (len == 0 || len >= sizeof(num))
+			return chv_err_set(err, -EINVAL,
+					   "--net: fd=%s is not a list of fds (fd=N or fd=N:N:...)",
+					   s);
+		memcpy(num, p, len);
+		num[len] = '\0';
+		if (optparse_u64(num, &v) || v > INT32_MAX)
+			return chv_err_set(err, -EINVAL, "--net: fd=%s: \"%s\" is not an fd", s,
+					   num);
+		if (v <= 2)
+			return chv_err_set(err, -EINVAL,
+					   "--net: fd=%s: %s is standard input, output or error", s,
+					   num);
+		for (uint16_t k = 0; k < n->nfds; k++)
+			if (n->fds[k] == (int)v)
+				return chv_err_set(err, -EINVAL, "--net: fd=%s: %s is given twice",
+						   s, num);
+		n->fds[n->nfds++] = (int)v;
+		if (!end)
+			return 0;
+		p = end + 1;
+	}
+}
+
+enum {
+	NET_TAP,
+	NET_IP,
+	NET_MASK,
+	NET_MAC,
+	NET_HOST_MAC,
+	NET_MTU,
+	NET_NQ,
+	NET_QS,
+	NET_ID,
+	NET_FD,
+	NET_TSO,
+	NET_UFO,
+	NET_CSUM,
+	NET_RL /* RL__COUNT keys from here */
+};
+static const char *const net_keys[] = {
+    "tap",	   "ip",	  "mask",	  "mac",   "host_mac",
+    "mtu",	   "num_queues",  "queue_size",	  "id",	   "fd",
+    "offload_tso", "offload_ufo", "offload_csum", RL_KEYS, "rate_limit_group",
+    NULL};
+
+static int parse_net_queues(struct net_config *n, const struct optparse_kv *kv, struct chv_err *err)
+{
+	uint32_t v;
+	int rc;
+	if (kv->val[NET_NQ]) {
+		if ((rc = optparse_u32("--net", "num_queues", kv->val[NET_NQ], 2,
+				       2 * CONFIG_NET_MAX_PAIRS, &v, err)))
+			return rc;
+		if (v % 2)
+			return chv_err_set(err, -EINVAL,
+					   "--net: num_queues=%s is odd (queues come in RX/TX "
+					   "pairs)",
+					   kv->val[NET_NQ]);
+		n->num_queues = (uint16_t)v;
+	} else if (n->nfds) {
+		n->num_queues = (uint16_t)(2 * n->nfds); /* one pair per fd */
+	}
+	if (n->nfds && n->num_queues != 2 * n->nfds)
+		return chv_err_set(err, -EINVAL,
+				   "--net: fd=%s gives %u fds for num_queues=%u (one fd per "
+				   "queue pair)",
+				   kv->val[NET_FD], n->nfds, n->num_queues);
+	if (kv->val[NET_QS]) {
+		if ((rc = optparse_u32("--net", "queue_size", kv->val[NET_QS], 4,
+				       CONFIG_NET_MAX_QUEUE_SIZE, &v, err)))
+			return rc;
+		if (v & (v - 1))
+			return chv_err_set(err, -EINVAL,
+					   "--net: queue_size=%s is not a power of two",
+					   kv->val[NET_QS]);
+		n->queue_size = v;
+	}
+	return 0;
+}
+
+/* offload_csum=off turns the others off unless they are asked for, which
+ * is an error: segmentation offloads need checksum offload. */
+static int parse_net_offloads(struct net_config *n, const struct optparse_kv *kv,
+			      struct chv_err *err)
+{
+	int rc;
+	if (kv->val[NET_CSUM] &&
+	    (rc = optparse_bool("--net", "offload_csum", kv->val[NET_CSUM], &n->offload_csum, err)))
+		return rc;
+	n->offload_tso = n->offload_ufo = n->offload_csum;
+	if (kv->val[NET_TSO] &&
+	    (rc = optparse_bool("--net", "offload_tso", kv->val[NET_TSO], &n->offload_tso, err)))
+		return rc;
+	if (kv->val[NET_UFO] &&
+	    (rc = optparse_bool("--net", "offload_ufo", kv->val[NET_UFO], &n->offload_ufo, err)))
+		return rc;
+	if (!n->offload_csum && (n->offload_tso || n->offload_ufo))
+		return chv_err_set(err, -EINVAL, "--net: %s=%s needs offload_csum=on",
+				   n->offload_tso ? "offload_tso" : "offload_ufo",
+				   n->offload_tso ? kv->val[NET_TSO] : kv->val[NET_UFO]);
+	return 0;
+}
+
+static int parse_net_kv(struct net_config *n, const struct optparse_kv *kv, struct chv_err *err)
+{
+	int rc;
+	uint32_t v;
+	const char *tap = kv->val[NET_TAP];
+	if (tap) {
+		if (!vm_config_ifname_ok(tap))
+			return chv_err_set(err, -EINVAL,
+					   "--net: tap=%s is not an interface name (1..%u "
+					   "characters, no '/', ':' or spaces)",
+					   tap, CONFIG_NET_IFNAME_MAX);
+		if (kv->val[NET_FD])
+			return chv_err_set(err, -EINVAL, "--net: tap=%s and fd=%s are exclusive",
+					   tap, kv->val[NET_FD]);
+		if ((rc = set_str(&n->tap, "--net", tap, err)))
+			return rc;
+	}
+	if (kv->val[NET_FD] && (rc = parse_fds(n, kv->val[NET_FD], err)))
+		return rc;
+	if (kv->val[NET_IP]) {
+		if (!vm_config_ipv4_ok(kv->val[NET_IP], false))
+			return chv_err_set(err, -EINVAL, "--net: ip=%s is not an IPv4 address",
+					   kv->val[NET_IP]);
+		if ((rc = set_str(&n->ip, "--net", kv->val[NET_IP], err)))
+			return rc;
+	}
+	if (kv->val[NET_MASK]) {
+		if (!vm_config_ipv4_ok(kv->val[NET_MASK], true))
+			return chv_err_set(err, -EINVAL,
+					   "--net: mask=%s is not an IPv4 netmask (e.g. "
+					   "255.255.255.0)",
+					   kv->val[NET_MASK]);
+		if (!kv->val[NET_IP])
+			return chv_err_set(err, -EINVAL,
+					   "--net: mask=%s needs ip=", kv->val[NET_MASK]);
+		if ((rc = set_str(&n->mask, "--net", kv->val[NET_MASK], err)))
+			return rc;
+	}
+	if (kv->val[NET_MAC]) {
+		if ((rc = parse_mac("--net", "mac", kv->val[NET_MAC], n->mac, err)))
+			return rc;
+	} else {
+		vm_config_random_mac(n->mac);
+	}
+	if (kv->val[NET_HOST_MAC]) {
+		if ((rc = parse_mac("--net", "host_mac", kv->val[NET_HOST_MAC], n->host_mac, err)))
+			return rc;
+		n->has_host_mac = true;
+	}
+	if (kv->val[NET_MTU]) {
+		if ((rc = optparse_u32("--net", "mtu", kv->val[NET_MTU], CONFIG_NET_MIN_MTU,
+				       CONFIG_NET_MAX_MTU, &v, err)))
+			return rc;
+		n->mtu = (uint16_t)v;
+	}
+	if ((rc = parse_net_queues(n, kv, err)) || (rc = parse_net_offloads(n, kv, err)))
+		return rc;
+	if (kv->val[NET_ID] && (rc = set_str(&n->id, "--net", kv->val[NET_ID], err)))
+		return rc;
+	return parse_device_rl("--net", &kv->val[NET_RL], &n->rl, &n->rl_group, err);
+}
+
+void vm_config_net_defaults(struct net_config *n)
+{
+	memset(n, 0, sizeof(*n));
+	n->num_queues = CONFIG_NET_DEFAULT_QUEUES;
+	n->queue_size = CONFIG_NET_DEFAULT_QUEUE_SIZE;
+	n->offload_tso = n->offload_ufo = n->offload_csum = true;
+}
+
+int vm_config_parse_net(struct vm_config *c, const char *v, struct chv_err *err)
+{
+	if (c->nnets >= CONFIG_MAX_NETS)
+		return chv_err_set(err, -EINVAL, "--net: more than %u devices (again as \"%s\")",
+				   CONFIG_MAX_NETS, v);
+	struct optparse_kv kv;
+	struct net_config n;
+	vm_config_net_defaults(&n);
+	int rc = optparse_kv_split(&kv, "--net", v, net_keys, err);
+	if (!rc)
+		rc = parse_net_kv(&n, &kv, err);
+	optparse_kv_free(&kv);
+	if (rc) {
+		vm_config_net_free(&n);
+		return rc;
+	}
+	c->nets[c->nnets++] = n;
+	return 0;
+}
+
+static const char *const group_keys[] = {RL_KEYS, "id", NULL};
+
+int vm_config_parse_rl_group(struct vm_config *c, const char *v, struct chv_err *err)
+{
+	const char *opt = "--rate-limit-group";
+	if (c->nrl_groups >= CONFIG_MAX_RL_GROUPS)
+		return chv_err_set(err, -EINVAL, "%s: more than %u groups (again as \"%s\")", opt,
+				   CONFIG_MAX_RL_GROUPS, v);
+	struct optparse_kv kv;
+	struct rl_group_config g = {0};
+	int rc = optparse_kv_split(&kv, opt, v, group_keys, err);
+	if (!rc && !kv.val[RL_GROUP])
+		rc = chv_err_set(err, -EINVAL, "%s: id= is required in \"%s\"", opt, v);
+	if (!rc)
+		rc = parse_rl(opt, kv.val, &g.rl, err);
+	if (!rc)
+		rc = set_str(&g.id, opt, kv.val[RL_GROUP], err);
+	optparse_kv_free(&kv);
+	if (rc) {
+		free_str(&g.id);
+		return rc;
+	}
+	c->rl_groups[c->nrl_groups++] = g;
 	return 0;
 }
 
@@ -401,6 +814,8 @@ enum opt_id {
 	OPT_CONSOLE,
 	OPT_RNG,
 	OPT_DISK,
+	OPT_NET,
+	OPT_RL_GROUP,
 	OPT_VERBOSE,
 	OPT_LOG_FILE,
 	OPT_SECCOMP,
@@ -434,6 +849,8 @@ static const struct opt_desc opts[OPT__COUNT] = {
     [OPT_VERSION] = {"version", 'V', false},
     [OPT_RNG] = {"rng", 0, true},
     [OPT_DISK] = {"disk", 0, true},
+    [OPT_NET] = {"net", 0, true},
+    [OPT_RL_GROUP] = {"rate-limit-group", 0, true},
 };
 
 static int apply(struct vm_config *c, enum opt_id id, const char *v, struct chv_err *err)
@@ -458,6 +875,10 @@ static int apply(struct vm_config *c, enum opt_id id, const char *v, struct chv_
 		return vm_config_parse_rng(c, v, err);
 	case OPT_DISK:
 		return vm_config_parse_disk(c, v, err);
+	case OPT_NET:
+		return vm_config_parse_net(c, v, err);
+	case OPT_RL_GROUP:
+		return vm_config_parse_rl_group(c, v, err);
 	case OPT_LOG_FILE:
 		return parse_path(&c->log_file, "--log-file", v, err);
 	case OPT_SECCOMP:
@@ -547,8 +968,10 @@ int vm_config_parse_args(struct vm_config *c, int argc, char **argv, struct chv_
 			} else {
 				return chv_err_set(err, -EINVAL, "--%s needs a value", d->name);
 			}
-			/* --disk is repeatable, one disk each time. */
-			if (id != OPT_DISK && (seen & (1u << id)))
+			/* --disk, --net and --rate-limit-group are repeatable,
+			 * one device or group each time. */
+			bool repeatable = id == OPT_DISK || id == OPT_NET || id == OPT_RL_GROUP;
+			if (!repeatable && (seen & (1u << id)))
 				return chv_err_set(
 				    err, -EINVAL, "--%s given twice (again as \"%s\")", d->name, v);
 			seen |= 1u << id;
@@ -615,6 +1038,157 @@ static int check_rng(const struct vm_config *c, struct chv_err *err)
 	return 0;
 }
 
+static const struct rl_group_config *find_group(const struct vm_config *c, const char *id)
+{
+	for (uint32_t i = 0; i < c->nrl_groups && i < CONFIG_MAX_RL_GROUPS; i++)
+		if (c->rl_groups[i].id && strcmp(c->rl_groups[i].id, id) == 0)
+			return &c->rl_groups[i];
+	return NULL;
+}
+
+/* A device's own limits, or a group that exists: not both. */
+static int check_device_rl(const struct vm_config *c, const char *opt, const struct rl_config *rl,
+			   const char *group, struct chv_err *err)
+{
+	int rc = vm_config_check_rl(opt, rl, err);
+	if (rc || !group)
+		return rc;
+	if (!*group)
+		return chv_err_set(err, -EINVAL, "%s: rate_limit_group= needs a group id", opt);
+	if (rl_config_active(rl))
+		return chv_err_set(err, -EINVAL,
+				   "%s: rate_limit_group=%s and the device's own limits (bw_*, "
+				   "ops_*) are exclusive",
+				   opt, group);
+	if (!find_group(c, group))
+		return chv_err_set(err, -EINVAL,
+				   "%s: rate_limit_group=%s is not defined (--rate-limit-group "
+				   "id=%s,...)",
+				   opt, group, group);
+	return 0;
+}
+
+static int check_groups(const struct vm_config *c, struct chv_err *err)
+{
+	const char *opt = "--rate-limit-group";
+	if (c->nrl_groups > CONFIG_MAX_RL_GROUPS)
+		return chv_err_set(err, -EINVAL, "%s: %u groups, more than %u", opt, c->nrl_groups,
+				   CONFIG_MAX_RL_GROUPS);
+	for (uint32_t i = 0; i < c->nrl_groups; i++) {
+		const struct rl_group_config *g = &c->rl_groups[i];
+		if (!g->id || !*g->id)
+			return chv_err_set(err, -EINVAL, "%s: id= is required (group %u)", opt, i);
+		int rc = vm_config_check_rl(opt, &g->rl, err);
+		if (rc)
+			return rc;
+		if (!rl_config_active(&g->rl))
+			return chv_err_set(err, -EINVAL,
+					   "%s: id=%s sets no limit (bw_size= or ops_size=)", opt,
+					   g->id);
+		if (find_group(c, g->id) != g)
+			return chv_err_set(err, -EINVAL, "%s: id=%s is used twice", opt, g->id);
+	}
+	return 0;
+}
+
+/* Whether id names a disk, or a net before net number `before`. */
+static bool device_id_taken(const struct vm_config *c, const char *id, uint32_t before)
+{
+	for (uint32_t i = 0; i < c->ndisks && i < CONFIG_MAX_DISKS; i++)
+		if (c->disks[i].id && strcmp(c->disks[i].id, id) == 0)
+			return true;
+	for (uint32_t i = 0; i < before; i++)
+		if (c->nets[i].id && strcmp(c->nets[i].id, id) == 0)
+			return true;
+	return false;
+}
+
+static int check_net_addrs(const struct net_config *n, struct chv_err *err)
+{
+	int rc;
+	if ((rc = vm_config_check_mac("--net", "mac", n->mac, err)))
+		return rc;
+	if (n->has_host_mac && (rc = vm_config_check_mac("--net", "host_mac", n->host_mac, err)))
+		return rc;
+	if (n->ip && !vm_config_ipv4_ok(n->ip, false))
+		return chv_err_set(err, -EINVAL, "--net: ip=%s is not an IPv4 address", n->ip);
+	if (n->mask && !vm_config_ipv4_ok(n->mask, true))
+		return chv_err_set(err, -EINVAL, "--net: mask=%s is not an IPv4 netmask", n->mask);
+	if (n->mask && !n->ip)
+		return chv_err_set(err, -EINVAL, "--net: mask=%s needs ip=", n->mask);
+	if (n->mtu && (n->mtu < CONFIG_NET_MIN_MTU || n->mtu > CONFIG_NET_MAX_MTU))
+		return chv_err_set(err, -EINVAL, "--net: mtu=%u is out of range (%u..%u)", n->mtu,
+				   CONFIG_NET_MIN_MTU, CONFIG_NET_MAX_MTU);
+	return 0;
+}
+
+/* The parser's rules again (a config may come from the API), plus those
+ * that need other options: queue pairs against the vCPUs, unique ids,
+ * groups that exist. The tap itself is opened when the VM is built. */
+static int check_net(const struct vm_config *c, uint32_t i, struct chv_err *err)
+{
+	const struct net_config *n = &c->nets[i];
+	uint32_t nq = n->num_queues, qs = n->queue_size;
+	int rc;
+	if (n->tap && !vm_config_ifname_ok(n->tap))
+		return chv_err_set(err, -EINVAL, "--net: tap=%s is not an interface name", n->tap);
+	if (n->tap && n->nfds)
+		return chv_err_set(err, -EINVAL, "--net: tap=%s and fd= are exclusive", n->tap);
+	if (n->nfds > CONFIG_NET_MAX_PAIRS)
+		return chv_err_set(err, -EINVAL, "--net: %u fds, more than %u", n->nfds,
+				   CONFIG_NET_MAX_PAIRS);
+	if (nq < 2 || nq > 2 * CONFIG_NET_MAX_PAIRS || nq % 2)
+		return chv_err_set(err, -EINVAL,
+				   "--net: num_queues=%u is not an even number in 2..%u (net %u)",
+				   nq, 2 * CONFIG_NET_MAX_PAIRS, i);
+	if (nq / 2 > c->cpus.boot)
+		return chv_err_set(err, -EINVAL,
+				   "--net: num_queues=%u is %u queue pairs, more than the %u boot "
+				   "vCPUs (net %u)",
+				   nq, nq / 2, c->cpus.boot, i);
+	if (n->nfds && n->nfds * 2u != nq)
+		return chv_err_set(err, -EINVAL,
+				   "--net: %u fds for num_queues=%u (one fd per queue pair)",
+				   n->nfds, nq);
+	for (uint16_t k = 0; k < n->nfds; k++)
+		if (n->fds[k] <= 2)
+			return chv_err_set(err, -EINVAL,
+					   "--net: fd=%d is standard input, output or error",
+					   n->fds[k]);
+	if (qs < 4 || qs > CONFIG_NET_MAX_QUEUE_SIZE || (qs & (qs - 1)))
+		return chv_err_set(err, -EINVAL,
+				   "--net: queue_size=%u is not a power of two in 4..%u (net %u)",
+				   qs, CONFIG_NET_MAX_QUEUE_SIZE, i);
+	if ((rc = check_net_addrs(n, err)))
+		return rc;
+	if (!n->offload_csum && (n->offload_tso || n->offload_ufo))
+		return chv_err_set(err, -EINVAL, "--net: %s=on needs offload_csum=on",
+				   n->offload_tso ? "offload_tso" : "offload_ufo");
+	if (n->id && device_id_taken(c, n->id, i))
+		return chv_err_set(err, -EINVAL, "--net: id=%s is used twice", n->id);
+	return check_device_rl(c, "--net", &n->rl, n->rl_group, err);
+}
+
+static int check_nets(const struct vm_config *c, struct chv_err *err)
+{
+	if (c->nnets > CONFIG_MAX_NETS)
+		return chv_err_set(err, -EINVAL, "--net: %u devices, more than %u", c->nnets,
+				   CONFIG_MAX_NETS);
+	for (uint32_t i = 0; i < c->nnets; i++) {
+		int rc = check_net(c, i, err);
+		if (rc)
+			return rc;
+	}
+	for (uint32_t i = 0; i < c->nnets; i++)
+		for (uint32_t j = 0; j < i; j++)
+			if (c->nets[i].tap && c->nets[j].tap &&
+			    strcmp(c->nets[i].tap, c->nets[j].tap) == 0)
+				return chv_err_set(err, -EINVAL,
+						   "--net: tap=%s is given to two devices",
+						   c->nets[i].tap);
+	return 0;
+}
+
 /* Cloud Hypervisor's rules, plus what virtio-blk needs; the image itself
  * is opened (and locked) when the VM is built. */
 static int check_disk(const struct vm_config *c, uint32_t i, struct chv_err *err)
@@ -646,7 +1220,7 @@ static int check_disk(const struct vm_config *c, uint32_t i, struct chv_err *err
 		if (d->id && c->disks[j].id && strcmp(d->id, c->disks[j].id) == 0)
 			return chv_err_set(err, -EINVAL, "--disk: id=%s is used twice", d->id);
 	}
-	return 0;
+	return check_device_rl(c, "--disk", &d->rl, d->rl_group, err);
 }
 
 static int check_disks(const struct vm_config *c, struct chv_err *err)
@@ -769,9 +1343,9 @@ int vm_config_validate(const struct vm_config *c, struct chv_err *err)
 		return rc;
 	if (c->payload.initramfs && (rc = check_file("--initramfs", c->payload.initramfs, err)))
 		return rc;
-	if ((rc = check_rng(c, err)))
+	if ((rc = check_rng(c, err)) || (rc = check_groups(c, err)) || (rc = check_disks(c, err)))
 		return rc;
-	return check_disks(c, err);
+	return check_nets(c, err);
 }
 
 const char *vm_config_usage(void)
@@ -815,7 +1389,30 @@ const char *vm_config_usage(void)
 	       "                         (at most 8). readonly, direct (O_DIRECT): default\n"
 	       "                         off; num_queues: 1..boot vCPUs (default 1);\n"
 	       "                         queue_size: a power of two, 4..32768 (default\n"
-	       "                         128); serial: get-id, at most 20 bytes\n"
+	       "                         128); serial: get-id, at most 20 bytes;\n"
+	       "                         rate limits as below\n"
+	       "  --net tap=NAME,fd=N[:N...],mac=MAC,host_mac=MAC,ip=IP,mask=MASK,mtu=N,\n"
+	       "        num_queues=N,queue_size=N,id=STR,offload_tso=on|off,\n"
+	       "        offload_ufo=on|off,offload_csum=on|off\n"
+	       "                       a virtio-net device over a tap; repeat for more (at\n"
+	       "                         most 8). tap: an existing tap or the name for a new\n"
+	       "                         one (default: a new tap named by the kernel); fd:\n"
+	       "                         open tap queues instead, one per queue pair; mac:\n"
+	       "                         the guest's (default random, locally administered);\n"
+	       "                         host_mac, ip, mask, mtu (68..65518): the tap's side;\n"
+	       "                         num_queues: even, 2 per queue pair, at most 2 per\n"
+	       "                         boot vCPU (default 2); queue_size: a power of two,\n"
+	       "                         4..32768 (default 256); offloads default on\n"
+	       "  rate limits on --disk and --net:\n"
+	       "         bw_size=BYTES,bw_one_time_burst=BYTES,bw_refill_time=MS,\n"
+	       "         ops_size=N,ops_one_time_burst=N,ops_refill_time=MS,\n"
+	       "         rate_limit_group=ID\n"
+	       "                       token buckets: size tokens refilled every refill_time\n"
+	       "                         ms, plus a one-time burst (bandwidth in bytes, ops\n"
+	       "                         in requests or frames); or a shared group instead\n"
+	       "  --rate-limit-group id=ID,bw_size=...,ops_size=...\n"
+	       "                       a rate limiter shared by the devices that name it;\n"
+	       "                         repeat for more (at most 8)\n"
 	       "\n"
 	       "Process:\n"
 	       "  -v, --verbose        more log output: -v info, -vv debug, -vvv trace\n"

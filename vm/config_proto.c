@@ -3,8 +3,10 @@
  * user wrote it ("config.cpus.boot_vcpus"), so chvd can return it as is. */
 #include "vm/config_proto.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
@@ -247,20 +249,98 @@ static int rng_from(struct vm_config *c, const Chv__V1__RngConfig *p, struct chv
 	return 0;
 }
 
+static void rl_from(struct rl_config *rl, const Chv__V1__RateLimiterConfig *p)
+{
+	memset(rl, 0, sizeof(*rl));
+	if (!p)
+		return;
+	rl->bw = (struct rl_bucket_config){p->bw_size, p->bw_one_time_burst, p->bw_refill_time_ms};
+	rl->ops =
+	    (struct rl_bucket_config){p->ops_size, p->ops_one_time_burst, p->ops_refill_time_ms};
+}
+
+static const struct rl_group_config *group_find(const struct vm_config *c, const char *id)
+{
+	for (uint32_t i = 0; i < c->nrl_groups && i < CONFIG_MAX_RL_GROUPS; i++)
+		if (strcmp(c->rl_groups[i].id, id) == 0)
+			return &c->rl_groups[i];
+	return NULL;
+}
+
+/* A device's rate_limiter or rate_limit_group (field: "config.disks[0]"). */
+static int device_rl_from(const struct vm_config *c, const char *field,
+			  const Chv__V1__RateLimiterConfig *p, const char *group,
+			  struct rl_config *rl, char **group_out, struct chv_err *err)
+{
+	char f[64];
+	rl_from(rl, p);
+	snprintf(f, sizeof(f), "%s.rate_limiter", field);
+	int r = vm_config_check_rl(f, rl, err);
+	if (r || !str_set(group))
+		return r;
+	snprintf(f, sizeof(f), "%s.rate_limit_group", field);
+	if (rl_config_active(rl))
+		return chv_err_set(err, -EINVAL,
+				   "%s: \"%s\" and %s.rate_limiter are exclusive (a device has "
+				   "its own limits or a group's)",
+				   f, group, field);
+	if (!group_find(c, group))
+		return chv_err_set(err, -EINVAL, "%s: \"%s\" is not in config.rate_limit_groups", f,
+				   group);
+	return dup_str(group_out, f, group, err);
+}
+
+static int groups_from(struct vm_config *c, const Chv__V1__VmConfig *p, struct chv_err *err)
+{
+	char f[64];
+	int r;
+	if (p->n_rate_limit_groups > CONFIG_MAX_RL_GROUPS)
+		return chv_err_set(err, -EINVAL,
+				   "config.rate_limit_groups: %zu groups, more than %u",
+				   p->n_rate_limit_groups, CONFIG_MAX_RL_GROUPS);
+	for (uint32_t i = 0; i < c->nrl_groups && i < CONFIG_MAX_RL_GROUPS; i++)
+		free(c->rl_groups[i].id);
+	c->nrl_groups = 0;
+	for (size_t i = 0; i < p->n_rate_limit_groups; i++) {
+		const Chv__V1__RateLimitGroupConfig *g = p->rate_limit_groups[i];
+		if (!g || !str_set(g->id))
+			return chv_err_set(err, -EINVAL,
+					   "config.rate_limit_groups[%zu].id is required", i);
+		if (group_find(c, g->id))
+			return chv_err_set(err, -EINVAL,
+					   "config.rate_limit_groups[%zu].id: \"%s\" is used twice",
+					   i, g->id);
+		struct rl_group_config *dst = &c->rl_groups[c->nrl_groups];
+		*dst = (struct rl_group_config){0};
+		rl_from(&dst->rl, g->config);
+		snprintf(f, sizeof(f), "config.rate_limit_groups[%zu].config", i);
+		if ((r = vm_config_check_rl(f, &dst->rl, err)))
+			return r;
+		if (!rl_config_active(&dst->rl))
+			return chv_err_set(err, -EINVAL, "%s: sets no limit (bw_size or ops_size)",
+					   f);
+		snprintf(f, sizeof(f), "config.rate_limit_groups[%zu].id", i);
+		if ((r = dup_str(&dst->id, f, g->id, err)))
+			return r;
+		c->nrl_groups++;
+	}
+	return 0;
+}
+
 /* Ranges are checked here with the field's name; the rules that need other
  * fields (num_queues against the vCPUs) and the path's existence are
  * vm_config_validate()'s. */
-static int disk_from(struct disk_config *d, size_t i, const Chv__V1__DiskConfig *p,
-		     struct chv_err *err)
+static int disk_from(const struct vm_config *c, struct disk_config *d, size_t i,
+		     const Chv__V1__DiskConfig *p, struct chv_err *err)
 {
 	char f[48];
 	int r;
 	if (!p || !str_set(p->path))
 		return chv_err_set(err, -EINVAL, "config.disks[%zu].path is required", i);
-	if (p->rate_limiter || str_set(p->rate_limit_group)) {
-		snprintf(f, sizeof(f), "config.disks[%zu].rate_limiter", i);
-		return not_supported(f, err);
-	}
+	snprintf(f, sizeof(f), "config.disks[%zu]", i);
+	if ((r = device_rl_from(c, f, p->rate_limiter, p->rate_limit_group, &d->rl, &d->rl_group,
+				err)))
+		return r;
 	uint32_t nq = p->num_queues ? p->num_queues : CONFIG_DISK_DEFAULT_QUEUES;
 	if (nq > CONFIG_MAX_VCPUS)
 		return chv_err_set(err, -EINVAL,
@@ -302,12 +382,152 @@ static int disks_from(struct vm_config *c, const Chv__V1__VmConfig *p, struct ch
 		free(c->disks[i].path);
 		free(c->disks[i].serial);
 		free(c->disks[i].id);
+		free(c->disks[i].rl_group);
 	}
 	c->ndisks = 0;
 	for (size_t i = 0; i < p->n_disks; i++) {
 		/* Counted first, so vm_config_free() releases a partial one. */
 		c->disks[c->ndisks++] = (struct disk_config){0};
-		int r = disk_from(&c->disks[i], i, p->disks[i], err);
+		int r = disk_from(c, &c->disks[i], i, p->disks[i], err);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static int mac_from(const char *field, const char *s, uint8_t mac[6], struct chv_err *err)
+{
+	unsigned b[6];
+	char tail;
+	if (strlen(s) != 17 || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3],
+				      &b[4], &b[5], &tail) != 6)
+		return chv_err_set(err, -EINVAL,
+				   "%s: \"%s\" is not a MAC address (aa:bb:cc:dd:ee:ff)", field, s);
+	for (int k = 0; k < 6; k++) {
+		if (!isxdigit((unsigned char)s[3 * k]) || !isxdigit((unsigned char)s[3 * k + 1]))
+			return chv_err_set(err, -EINVAL,
+					   "%s: \"%s\" is not a MAC address (aa:bb:cc:dd:ee:ff)",
+					   field, s);
+		mac[k] = (uint8_t)b[k];
+	}
+	if (mac[0] & 1)
+		return chv_err_set(err, -EINVAL, "%s: %s is a multicast address", field, s);
+	if (!(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]))
+		return chv_err_set(err, -EINVAL, "%s: %s is not a valid address", field, s);
+	return 0;
+}
+
+static int net_addrs_from(struct net_config *n, size_t i, const Chv__V1__NetConfig *p,
+			  struct chv_err *err)
+{
+	char f[48];
+	int r;
+	snprintf(f, sizeof(f), "config.nets[%zu].mac", i);
+	if (!str_set(p->mac))
+		vm_config_random_mac(n->mac);
+	else if ((r = mac_from(f, p->mac, n->mac, err)))
+		return r;
+	snprintf(f, sizeof(f), "config.nets[%zu].host_mac", i);
+	if (str_set(p->host_mac)) {
+		if ((r = mac_from(f, p->host_mac, n->host_mac, err)))
+			return r;
+		n->has_host_mac = true;
+	}
+	if (str_set(p->ip)) {
+		snprintf(f, sizeof(f), "config.nets[%zu].ip", i);
+		if (!vm_config_ipv4_ok(p->ip, false))
+			return chv_err_set(err, -EINVAL, "%s: \"%s\" is not an IPv4 address", f,
+					   p->ip);
+		if ((r = dup_str(&n->ip, f, p->ip, err)))
+			return r;
+	}
+	if (str_set(p->mask)) {
+		snprintf(f, sizeof(f), "config.nets[%zu].mask", i);
+		if (!vm_config_ipv4_ok(p->mask, true))
+			return chv_err_set(err, -EINVAL, "%s: \"%s\" is not an IPv4 netmask", f,
+					   p->mask);
+		if (!str_set(p->ip))
+			return chv_err_set(err, -EINVAL, "%s: %s needs config.nets[%zu].ip", f,
+					   p->mask, i);
+		if ((r = dup_str(&n->mask, f, p->mask, err)))
+			return r;
+	}
+	if (p->mtu && (p->mtu < CONFIG_NET_MIN_MTU || p->mtu > CONFIG_NET_MAX_MTU))
+		return chv_err_set(err, -EINVAL,
+				   "config.nets[%zu].mtu: %" PRIu32 " is out of range (%u..%u)", i,
+				   p->mtu, CONFIG_NET_MIN_MTU, CONFIG_NET_MAX_MTU);
+	n->mtu = (uint16_t)p->mtu;
+	return 0;
+}
+
+/* Like disk_from(); queue pairs against the vCPUs, unique ids and the
+ * tap's existence are left to vm_config_validate() and the worker. */
+static int net_from(const struct vm_config *c, struct net_config *n, size_t i,
+		    const Chv__V1__NetConfig *p, struct chv_err *err)
+{
+	char f[48];
+	int r;
+	vm_config_net_defaults(n);
+	if (!p)
+		return chv_err_set(err, -EINVAL, "config.nets[%zu] is empty", i);
+	if (p->n_fds)
+		return chv_err_set(err, -EINVAL,
+				   "config.nets[%zu].fds: file descriptors cannot be passed over "
+				   "the API (the VM runs in another process); name a tap instead",
+				   i);
+	if (str_set(p->tap)) {
+		snprintf(f, sizeof(f), "config.nets[%zu].tap", i);
+		if (!vm_config_ifname_ok(p->tap))
+			return chv_err_set(err, -EINVAL,
+					   "%s: \"%s\" is not an interface name (1..%u characters, "
+					   "no '/', ':' or spaces)",
+					   f, p->tap, CONFIG_NET_IFNAME_MAX);
+		if ((r = dup_str(&n->tap, f, p->tap, err)))
+			return r;
+	}
+	if ((r = net_addrs_from(n, i, p, err)))
+		return r;
+	uint32_t nq = p->num_queues ? p->num_queues : CONFIG_NET_DEFAULT_QUEUES;
+	if (nq < 2 || nq > 2 * CONFIG_NET_MAX_PAIRS || nq % 2)
+		return chv_err_set(err, -EINVAL,
+				   "config.nets[%zu].num_queues: %" PRIu32 " is not an even number "
+				   "in 2..%u (2 per queue pair)",
+				   i, p->num_queues, 2 * CONFIG_NET_MAX_PAIRS);
+	uint32_t qs = p->queue_size ? p->queue_size : CONFIG_NET_DEFAULT_QUEUE_SIZE;
+	if (qs < 4 || qs > CONFIG_NET_MAX_QUEUE_SIZE || (qs & (qs - 1)))
+		return chv_err_set(err, -EINVAL,
+				   "config.nets[%zu].queue_size: %" PRIu32 " is not a power of "
+				   "two in 4..%u",
+				   i, p->queue_size, CONFIG_NET_MAX_QUEUE_SIZE);
+	n->num_queues = (uint16_t)nq;
+	n->queue_size = qs;
+	n->offload_csum = p->offload_csum;
+	n->offload_tso = p->offload_tso;
+	n->offload_ufo = p->offload_ufo;
+	if (!p->offload_csum && (p->offload_tso || p->offload_ufo))
+		return chv_err_set(err, -EINVAL,
+				   "config.nets[%zu].%s: true needs config.nets[%zu].offload_csum",
+				   i, p->offload_tso ? "offload_tso" : "offload_ufo", i);
+	snprintf(f, sizeof(f), "config.nets[%zu].id", i);
+	if (str_set(p->id) && (r = dup_str(&n->id, f, p->id, err)))
+		return r;
+	snprintf(f, sizeof(f), "config.nets[%zu]", i);
+	return device_rl_from(c, f, p->rate_limiter, p->rate_limit_group, &n->rl, &n->rl_group,
+			      err);
+}
+
+static int nets_from(struct vm_config *c, const Chv__V1__VmConfig *p, struct chv_err *err)
+{
+	if (p->n_nets > CONFIG_MAX_NETS)
+		return chv_err_set(err, -EINVAL, "config.nets: %zu devices, more than %u",
+				   p->n_nets, CONFIG_MAX_NETS);
+	for (uint32_t i = 0; i < c->nnets && i < CONFIG_MAX_NETS; i++)
+		vm_config_net_free(&c->nets[i]);
+	c->nnets = 0;
+	for (size_t i = 0; i < p->n_nets; i++) {
+		/* Counted first, so vm_config_free() releases a partial one. */
+		c->nnets++;
+		int r = net_from(c, &c->nets[i], i, p->nets[i], err);
 		if (r)
 			return r;
 	}
@@ -317,8 +537,6 @@ static int disks_from(struct vm_config *c, const Chv__V1__VmConfig *p, struct ch
 /* Devices that the VM core cannot build yet: refuse rather than ignore. */
 static int unsupported_from(const Chv__V1__VmConfig *p, struct chv_err *err)
 {
-	if (p->n_nets)
-		return not_supported("config.nets", err);
 	if (p->n_fs)
 		return not_supported("config.fs", err);
 	if (p->n_pmem)
@@ -362,7 +580,8 @@ int vm_config_from_proto(struct vm_config *c, const Chv__V1__VmConfig *p, struct
 		return chv_err_set(err, -EINVAL,
 				   "config.console.mode: TTY is not supported under chvd "
 				   "(virtio-console; use NULL, FILE or SOCKET)");
-	if ((r = rng_from(c, p->rng, err)) || (r = disks_from(c, p, err)))
+	if ((r = rng_from(c, p->rng, err)) || (r = groups_from(c, p, err)) ||
+	    (r = disks_from(c, p, err)) || (r = nets_from(c, p, err)))
 		return r;
 	return unsupported_from(p, err);
 }
@@ -393,6 +612,69 @@ static Chv__V1__ConsoleMode mode_to_proto(enum console_mode m)
 		return CHV__V1__CONSOLE_MODE__CONSOLE_MODE_SOCKET;
 	}
 	return CHV__V1__CONSOLE_MODE__CONSOLE_MODE_UNSPECIFIED;
+}
+
+/* NULL (none) for a config that limits nothing. */
+static Chv__V1__RateLimiterConfig *rl_to(const struct rl_config *rl, bool *oom)
+{
+	if (!rl_config_active(rl))
+		return NULL;
+	Chv__V1__RateLimiterConfig *p = malloc(sizeof(*p));
+	if (!p) {
+		*oom = true;
+		return NULL;
+	}
+	chv__v1__rate_limiter_config__init(p);
+	p->bw_size = rl->bw.size;
+	p->bw_one_time_burst = rl->bw.one_time_burst;
+	p->bw_refill_time_ms = rl->bw.refill_ms;
+	p->ops_size = rl->ops.size;
+	p->ops_one_time_burst = rl->ops.one_time_burst;
+	p->ops_refill_time_ms = rl->ops.refill_ms;
+	return p;
+}
+
+static char *mac_str(const uint8_t mac[6], bool *oom)
+{
+	char txt[18];
+	vm_config_format_mac(mac, txt);
+	return own_str(txt, oom);
+}
+
+static Chv__V1__NetConfig *net_to(const struct net_config *n, bool *oom)
+{
+	Chv__V1__NetConfig *q = malloc(sizeof(*q));
+	if (!q) {
+		*oom = true;
+		return NULL;
+	}
+	chv__v1__net_config__init(q);
+	q->tap = own_str(n->tap, oom);
+	q->ip = own_str(n->ip, oom);
+	q->mask = own_str(n->mask, oom);
+	q->mac = mac_str(n->mac, oom);
+	q->host_mac = n->has_host_mac ? mac_str(n->host_mac, oom) : own_str(NULL, oom);
+	q->mtu = n->mtu;
+	q->num_queues = n->num_queues;
+	q->queue_size = n->queue_size;
+	q->id = own_str(n->id, oom);
+	q->rate_limiter = rl_to(&n->rl, oom);
+	q->rate_limit_group = own_str(n->rl_group, oom);
+	q->offload_tso = n->offload_tso;
+	q->offload_ufo = n->offload_ufo;
+	q->offload_csum = n->offload_csum;
+	/* A conversion, not a judgement: the API refuses fds on the way in. */
+	if (n->nfds && n->nfds <= CONFIG_NET_MAX_PAIRS) {
+		q->fds = malloc(n->nfds * sizeof(*q->fds));
+		if (!q->fds) {
+			*oom = true;
+		} else {
+			for (uint16_t k = 0; k < n->nfds; k++)
+				q->fds[k] = n->fds[k];
+			q->n_fds = n->nfds;
+		}
+	}
+	return q;
 }
 
 static Chv__V1__ConsoleConfig *console_to(const struct console_config *cc, bool *oom)
@@ -483,7 +765,35 @@ int vm_config_to_proto(const struct vm_config *c, Chv__V1__VmConfig **out)
 			q->queue_size = d->queue_size;
 			q->serial = own_str(d->serial, &oom);
 			q->id = own_str(d->id, &oom);
-			q->rate_limit_group = own_str(NULL, &oom);
+			q->rate_limiter = rl_to(&d->rl, &oom);
+			q->rate_limit_group = own_str(d->rl_group, &oom);
+		}
+	}
+	if (c->nnets && c->nnets <= CONFIG_MAX_NETS) {
+		p->nets = calloc(c->nnets, sizeof(*p->nets));
+		if (!p->nets)
+			oom = true;
+		for (uint32_t i = 0; p->nets && i < c->nnets; i++) {
+			Chv__V1__NetConfig *q = net_to(&c->nets[i], &oom);
+			if (!q)
+				break;
+			p->nets[p->n_nets++] = q;
+		}
+	}
+	if (c->nrl_groups && c->nrl_groups <= CONFIG_MAX_RL_GROUPS) {
+		p->rate_limit_groups = calloc(c->nrl_groups, sizeof(*p->rate_limit_groups));
+		if (!p->rate_limit_groups)
+			oom = true;
+		for (uint32_t i = 0; p->rate_limit_groups && i < c->nrl_groups; i++) {
+			Chv__V1__RateLimitGroupConfig *g = malloc(sizeof(*g));
+			if (!g) {
+				oom = true;
+				break;
+			}
+			chv__v1__rate_limit_group_config__init(g);
+			p->rate_limit_groups[p->n_rate_limit_groups++] = g;
+			g->id = own_str(c->rl_groups[i].id, &oom);
+			g->config = rl_to(&c->rl_groups[i].rl, &oom);
 		}
 	}
 	if (oom) {

@@ -10,7 +10,7 @@
 /* Fills c (already vm_config_init()ed) from p, applying the API's defaults
  * for zero values. Errors name the field path and the value, e.g.
  * "config.cpus.boot_vcpus: 0 is out of range (1..255)" or
- * "config.disks: not supported yet". Does not run vm_config_validate(). */
+ * "config.fs: not supported yet". Does not run vm_config_validate(). */
 chv_must_check int vm_config_from_proto(struct vm_config *c, const Chv__V1__VmConfig *p,
 					struct chv_err *err);
 

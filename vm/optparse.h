@@ -10,7 +10,7 @@
 
 #include "vm/err.h"
 
-#define OPTPARSE_MAX_KEYS 8
+#define OPTPARSE_MAX_KEYS 24
 
 struct optparse_kv {
 	char *buf;			    /* heap copy of the value, split in place */

@@ -2,11 +2,18 @@
  *
  * Each function is a virtio device behind the virtio-pci transport, put on
  * the root bus at a fixed slot by vm_pci_add_device() (which also builds its
- * MSI-X with one GSI and irqfd per vector). The guest's queue notifications
- * never reach a vCPU exit: every queue's notify address carries an ioeventfd
- * (16-bit write, datamatch = queue index), moved whenever the guest moves the
- * BAR, and one device thread waits on all of them with epoll and runs the
- * device's queue handler. The vCPU exit path only emulates the registers.
+ * MSI-X with one GSI and irqfd per vector). Slots: rng 1, disk i at 2 + i,
+ * the console after the disks, net j after the console (or the disks).
+ *
+ * The event loop is one device thread waiting with epoll on "watches": an fd
+ * and the function to call while it is readable (level-triggered). The
+ * guest's queue notifications never reach a vCPU exit: every queue's notify
+ * address carries an ioeventfd (16-bit write, datamatch = queue index), moved
+ * whenever the guest moves the BAR, watched to run the device's queue
+ * handler. virtio-net asks for its backend fds to be watched while a receive
+ * queue has buffers (virtio_net_poll), and each rate limiter's timerfd is
+ * watched to call ratelimit_fire(). The vCPU exit path only emulates the
+ * registers.
  *
  * Teardown: vm_virtio_stop() (after the vCPUs are gone) ends the thread, so
  * nothing kicks a device while vm_pci_destroy() takes the functions off the
@@ -14,6 +21,8 @@
  * then frees the devices. */
 #include <errno.h>
 #include <inttypes.h>
+#include <net/if.h>
+#include <net/if_arp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,23 +30,40 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "pci/virtio_pci.h"
 #include "virtio/blk.h"
 #include "virtio/console.h"
+#include "virtio/net.h"
+#include "virtio/ratelimit.h"
 #include "virtio/rng.h"
+#include "virtio/tap.h"
 #include "vm/log.h"
+#include "vm/seccomp.h"
 #include "vm/sink.h"
 #include "vm/vm_internal.h"
 
+_Static_assert(CONFIG_NET_MAX_PAIRS == VIRTIO_NET_MAX_PAIRS, "--net queue pairs");
+
 struct vdev;
+
+/* An fd the event loop watches, and what it calls while the fd is readable.
+ * Lives until the loop has stopped. */
+struct watch {
+	int fd;
+	void (*fn)(void *ctx);
+	void *ctx;
+};
 
 struct vdev_queue {
 	struct vdev *dev;
 	uint16_t index;
 	int fd;		   /* the ioeventfd's eventfd */
 	uint64_t assigned; /* where it is registered, or PCI_BAR_UNMAPPED */
+	struct watch w;
 };
 
 /* One virtio-pci function. */
@@ -51,6 +77,34 @@ struct vdev {
 	struct vdev_queue *q;
 	uint64_t notifications; /* ioeventfd wake-ups, atomic */
 	bool warned;		/* a failed ioeventfd was logged once */
+};
+
+struct netdev;
+
+/* Pair k's backend fd, watched while the device asks (virtio_net_poll). */
+struct net_rx {
+	struct watch w;
+	struct netdev *nd;
+	uint16_t pair;
+};
+
+/* A rate limiter and the watch on its timerfd. */
+struct limiter {
+	struct ratelimit *rl;
+	struct watch w;
+};
+
+/* One --net: the tap, the device over it and its PCI function. */
+struct netdev {
+	struct vm_virtio *v;
+	struct tap tap;
+	struct virtio_net net;
+	bool net_ok;
+	struct vdev dev;
+	char name[8];
+	struct net_rx rx[VIRTIO_NET_MAX_PAIRS];
+	struct limiter own;   /* the device's own limits; a group's are shared */
+	struct ratelimit *rl; /* the limiter in use: own.rl, a group's, or NULL */
 };
 
 struct vm_virtio {
@@ -71,7 +125,23 @@ struct vm_virtio {
 	bool con_ok;
 	struct vdev con_dev;
 	struct sink *con_sink;
+	/* --net j at net_slot(j), after the console. */
+	struct netdev net[CONFIG_MAX_NETS];
+	uint32_t nnets;
+	/* --rate-limit-group i, and the disks' own limiters. */
+	struct limiter group[CONFIG_MAX_RL_GROUPS];
+	struct limiter blk_rl[CONFIG_MAX_DISKS];
 };
+
+static int watch_set(struct vm_virtio *v, struct watch *w, bool on)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = w};
+	if (on)
+		return epoll_ctl(v->epfd, EPOLL_CTL_ADD, w->fd, &ev) == 0 || errno == EEXIST
+			   ? 0
+			   : -errno;
+	return epoll_ctl(v->epfd, EPOLL_CTL_DEL, w->fd, NULL) == 0 || errno == ENOENT ? 0 : -errno;
+}
 
 static void ioev_set(struct vdev *d, struct vdev_queue *q, uint64_t addr, bool assign)
 {
@@ -104,6 +174,17 @@ static void dev_bar_moved(void *ctx, uint64_t old_addr, uint64_t new_addr)
 	}
 }
 
+/* A queue's ioeventfd fired: the guest kicked it. */
+static void queue_kicked(void *ctx)
+{
+	struct vdev_queue *q = ctx;
+	uint64_t cnt;
+	if (read(q->fd, &cnt, sizeof(cnt)) != sizeof(cnt))
+		return; /* EAGAIN: drained by an earlier wake-up */
+	__atomic_fetch_add(&q->dev->notifications, 1, __ATOMIC_RELAXED);
+	virtio_pci_kick(&q->dev->vp, q->index);
+}
+
 static int dev_add(struct vm *vm, struct vm_virtio *v, struct vdev *d, const char *name,
 		   struct virtio_dev *vdev, int slot, struct chv_err *err)
 {
@@ -116,15 +197,16 @@ static int dev_add(struct vm *vm, struct vm_virtio *v, struct vdev *d, const cha
 	d->nq = vdev->num_queues;
 	for (uint16_t i = 0; i < d->nq; i++) {
 		struct vdev_queue *q = &d->q[i];
-		*q = (struct vdev_queue){d, i, -1, PCI_BAR_UNMAPPED};
+		*q = (struct vdev_queue){
+		    .dev = d, .index = i, .fd = -1, .assigned = PCI_BAR_UNMAPPED};
 		q->fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (q->fd < 0)
 			return chv_err_set(err, -errno, "virtio-%s: queue %u eventfd: %s", name, i,
 					   strerror(errno));
-		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = q};
-		if (epoll_ctl(v->epfd, EPOLL_CTL_ADD, q->fd, &ev) < 0)
-			return chv_err_set(err, -errno, "virtio-%s: epoll: %s", name,
-					   strerror(errno));
+		q->w = (struct watch){q->fd, queue_kicked, q};
+		int e = watch_set(v, &q->w, true);
+		if (e < 0)
+			return chv_err_set(err, e, "virtio-%s: epoll: %s", name, strerror(-e));
 	}
 	const struct virtio_pci_host host = {
 	    .bar_moved = dev_bar_moved,
@@ -172,6 +254,7 @@ static void dev_free(struct vdev *d)
 static void *event_loop(void *arg)
 {
 	struct vm_virtio *v = arg;
+	chv_seccomp_thread_or_exit(SECCOMP_DEVICE_LOOP);
 	struct epoll_event ev[16];
 	for (;;) {
 		int n = epoll_wait(v->epfd, ev, 16, -1);
@@ -184,14 +267,51 @@ static void *event_loop(void *arg)
 		for (int i = 0; i < n; i++) {
 			if (!ev[i].data.ptr)
 				return NULL; /* the stop eventfd */
-			struct vdev_queue *q = ev[i].data.ptr;
-			uint64_t cnt;
-			if (read(q->fd, &cnt, sizeof(cnt)) != sizeof(cnt))
-				continue; /* EAGAIN: drained by an earlier wake-up */
-			__atomic_fetch_add(&q->dev->notifications, 1, __ATOMIC_RELAXED);
-			virtio_pci_kick(&q->dev->vp, q->index);
+			struct watch *w = ev[i].data.ptr;
+			w->fn(w->ctx);
 		}
 	}
+}
+
+static void limiter_fired(void *ctx)
+{
+	ratelimit_fire(ctx);
+}
+
+/* A limiter for c (none when c limits nothing), its timerfd watched. */
+static int limiter_make(struct vm_virtio *v, struct limiter *l, const struct rl_config *c,
+			const char *what, struct chv_err *err)
+{
+	if (!rl_config_active(c))
+		return 0;
+	struct chv_err e = {0};
+	int rc = ratelimit_create(&l->rl, c, &e);
+	if (rc < 0)
+		return chv_err_set(err, rc, "%s: rate limiter: %s", what, e.msg);
+	l->w = (struct watch){ratelimit_fd(l->rl), limiter_fired, l->rl};
+	rc = watch_set(v, &l->w, true);
+	if (rc < 0)
+		return chv_err_set(err, rc, "%s: rate limiter: epoll: %s", what, strerror(-rc));
+	return 0;
+}
+
+/* After the devices that use it. */
+static void limiter_free(struct limiter *l)
+{
+	ratelimit_destroy(l->rl);
+	l->rl = NULL;
+}
+
+/* The limiter a device uses: its own, or its group's. */
+static struct ratelimit *device_limiter(struct vm *vm, struct vm_virtio *v, struct limiter *own,
+					const char *group)
+{
+	if (own->rl)
+		return own->rl;
+	for (uint32_t i = 0; group && i < vm->cfg->nrl_groups; i++)
+		if (strcmp(vm->cfg->rl_groups[i].id, group) == 0)
+			return v->group[i].rl;
+	return NULL;
 }
 
 /* Disk i: its image opened and locked (the library's errors name --disk),
@@ -199,6 +319,9 @@ static void *event_loop(void *arg)
 static int disk_add(struct vm *vm, struct vm_virtio *v, uint32_t i, struct chv_err *err)
 {
 	const struct disk_config *dc = &vm->cfg->disks[i];
+	int e = limiter_make(v, &v->blk_rl[i], &dc->rl, "--disk", err);
+	if (e < 0)
+		return e;
 	const struct virtio_blk_opts o = {
 	    .path = dc->path,
 	    .readonly = dc->readonly,
@@ -206,11 +329,12 @@ static int disk_add(struct vm *vm, struct vm_virtio *v, uint32_t i, struct chv_e
 	    .serial = dc->serial,
 	    .num_queues = dc->num_queues,
 	    .queue_size = dc->queue_size,
+	    .rl = device_limiter(vm, v, &v->blk_rl[i], dc->rl_group),
 	};
 	snprintf(v->blk_name[i], sizeof(v->blk_name[i]), "blk%u", i);
 	v->blk_ok[i] = true; /* destroy is safe on a half-initialised device */
 	v->ndisks = i + 1;
-	int e = virtio_blk_init(&v->blk[i], &vm->mem, &o, err);
+	e = virtio_blk_init(&v->blk[i], &vm->mem, &o, err);
 	if (e < 0)
 		return e;
 	return dev_add(vm, v, &v->blk_dev[i], v->blk_name[i], &v->blk[i].vdev,
@@ -235,6 +359,127 @@ static int console_add(struct vm *vm, struct vm_virtio *v, struct chv_err *err)
 		return e;
 	sink_set_input(v->con_sink, virtio_console_sink_input, &v->con);
 	return 0;
+}
+
+static int net_slot(const struct vm *vm, uint32_t j)
+{
+	return VM_PCI_SLOT_DISK0 + (int)vm->cfg->ndisks +
+	       (vm->cfg->console.mode != CONSOLE_OFF ? 1 : 0) + (int)j;
+}
+
+static void net_rx_ready(void *ctx)
+{
+	struct net_rx *r = ctx;
+	virtio_net_rx_ready(&r->nd->net, r->pair);
+}
+
+/* Called by the device (kicks, the loop, resets) when pair k's receive
+ * queue can or cannot take frames. */
+static void net_poll_set(void *ctx, uint16_t pair, int fd, bool on)
+{
+	struct netdev *nd = ctx;
+	struct net_rx *r = &nd->rx[pair];
+	r->w.fd = fd;
+	int e = watch_set(nd->v, &r->w, on);
+	if (e < 0)
+		log_error("virtio-%s: pair %u: cannot %s watching fd %d: %s", nd->name, pair,
+			  on ? "start" : "stop", fd, strerror(-e));
+}
+
+/* What tap.c leaves to us: the tap's own MAC (host_mac=) and the link up
+ * (as Cloud Hypervisor, even without an address). */
+static int tap_finish(struct netdev *nd, const struct net_config *nc, struct chv_err *err)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return chv_err_set(err, -errno, "--net: socket: %s", strerror(errno));
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", nd->tap.name);
+	int rc = 0;
+	if (nc->has_host_mac) {
+		ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+		memcpy(ifr.ifr_hwaddr.sa_data, nc->host_mac, 6);
+		if (ioctl(s, SIOCSIFHWADDR, &ifr) < 0) {
+			char mac[18];
+			vm_config_format_mac(nc->host_mac, mac);
+			rc = chv_err_set(err, -errno, "--net: tap=%s: cannot set host_mac=%s: %s",
+					 nd->tap.name, mac, strerror(errno));
+		}
+	}
+	if (!rc && ioctl(s, SIOCGIFFLAGS, &ifr) == 0 && !(ifr.ifr_flags & IFF_UP)) {
+		ifr.ifr_flags |= IFF_UP;
+		if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
+			rc = chv_err_set(err, -errno, "--net: tap=%s: cannot bring it up: %s",
+					 nd->tap.name, strerror(errno));
+	}
+	close(s);
+	return rc;
+}
+
+/* The offloads the config turns off, off the device's offer: checksum
+ * offload carries the segmentation ones (the backend flags); TSO alone is
+ * masked here. The device offers no UFO, so offload_ufo changes nothing. */
+static void net_offloads(struct netdev *nd, const struct net_config *nc,
+			 struct virtio_net_backend *be, bool after_init)
+{
+	if (!after_init) {
+		be->host_offloads = be->host_offloads && nc->offload_csum;
+		be->guest_offloads = be->guest_offloads && nc->offload_csum;
+		return;
+	}
+	if (!nc->offload_tso)
+		nd->net.vdev.features &=
+		    ~(1ull << VIRTIO_NET_F_HOST_TSO4 | 1ull << VIRTIO_NET_F_HOST_TSO6 |
+		      1ull << VIRTIO_NET_F_HOST_ECN | 1ull << VIRTIO_NET_F_GUEST_TSO4 |
+		      1ull << VIRTIO_NET_F_GUEST_TSO6 | 1ull << VIRTIO_NET_F_GUEST_ECN);
+}
+
+/* Net j: the tap opened (errors name --net), the device over it, then the
+ * function on the bus like the others. */
+static int net_add(struct vm *vm, struct vm_virtio *v, uint32_t j, struct chv_err *err)
+{
+	const struct net_config *nc = &vm->cfg->nets[j];
+	struct netdev *nd = &v->net[j];
+	v->nnets = j + 1;
+	nd->v = v;
+	snprintf(nd->name, sizeof(nd->name), "net%u", j);
+	const uint16_t pairs = (uint16_t)(nc->num_queues / 2);
+	const struct tap_opts to = {
+	    .name = nc->tap,
+	    .fds = nc->nfds ? nc->fds : NULL,
+	    .nfds = nc->nfds,
+	    .queue_pairs = pairs,
+	    .ip = nc->ip,
+	    .mask = nc->mask,
+	    .mtu = nc->mtu,
+	};
+	int e = tap_open(&nd->tap, &to, err);
+	if (e < 0 || (e = tap_finish(nd, nc, err)) < 0)
+		return e;
+	if ((e = limiter_make(v, &nd->own, &nc->rl, "--net", err)) < 0)
+		return e;
+	nd->rl = device_limiter(vm, v, &nd->own, nc->rl_group);
+
+	struct virtio_net_params np = {
+	    .mtu = nc->mtu,
+	    .queue_pairs = pairs,
+	    .queue_size = nc->queue_size,
+	};
+	memcpy(np.mac, nc->mac, 6);
+	np.rl = nd->rl;
+	struct virtio_net_backend be;
+	tap_backend(&nd->tap, &be);
+	net_offloads(nd, nc, &be, false);
+	nd->net_ok = true; /* destroy is safe on a half-initialised device */
+	if ((e = virtio_net_init(&nd->net, &vm->mem, &np, &be, err)) < 0)
+		return e;
+	net_offloads(nd, nc, &be, true);
+	for (uint16_t k = 0; k < pairs; k++)
+		nd->rx[k] = (struct net_rx){{-1, net_rx_ready, &nd->rx[k]}, nd, k};
+	const struct virtio_net_poll poll = {.set = net_poll_set, .ctx = nd};
+	virtio_net_set_poll(&nd->net, &poll);
+	return dev_add(vm, v, &nd->dev, nd->name, &nd->net.vdev, net_slot(vm, j), err);
 }
 
 int vm_virtio_create(struct vm *vm, struct chv_err *err)
@@ -267,12 +512,23 @@ int vm_virtio_create(struct vm *vm, struct chv_err *err)
 	e = dev_add(vm, v, &v->rng_dev, "rng", &v->rng.vdev, VM_PCI_SLOT_RNG, err);
 	if (e < 0)
 		return e;
+	/* The groups' limiters first: the devices that name them draw on them. */
+	for (uint32_t i = 0; i < vm->cfg->nrl_groups && i < CONFIG_MAX_RL_GROUPS; i++) {
+		char what[64];
+		snprintf(what, sizeof(what), "--rate-limit-group id=%s", vm->cfg->rl_groups[i].id);
+		if ((e = limiter_make(v, &v->group[i], &vm->cfg->rl_groups[i].rl, what, err)) < 0)
+			return e;
+	}
 	for (uint32_t i = 0; i < vm->cfg->ndisks && i < CONFIG_MAX_DISKS; i++) {
 		if ((e = disk_add(vm, v, i, err)) < 0)
 			return e;
 	}
 	if (vm->cfg->console.mode != CONSOLE_OFF && (e = console_add(vm, v, err)) < 0)
 		return e;
+	for (uint32_t j = 0; j < vm->cfg->nnets && j < CONFIG_MAX_NETS; j++) {
+		if ((e = net_add(vm, v, j, err)) < 0)
+			return e;
+	}
 
 	/* The thread takes no signals: they are the control thread's and the
 	 * vCPUs' (kicks). */
@@ -318,12 +574,26 @@ void vm_virtio_destroy(struct vm *vm)
 	dev_free(&v->con_dev);
 	if (v->con_ok)
 		virtio_console_destroy(&v->con);
+	for (uint32_t j = 0; j < v->nnets; j++) {
+		struct netdev *nd = &v->net[j];
+		dev_free(&nd->dev);
+		if (nd->net_ok)
+			virtio_net_destroy(&nd->net);
+		tap_close(&nd->tap);
+	}
 	for (uint32_t i = 0; i < v->ndisks; i++) {
 		/* Drained by the stop above: no completion is left to signal. */
 		dev_free(&v->blk_dev[i]);
 		if (v->blk_ok[i])
 			virtio_blk_destroy(&v->blk[i]);
 	}
+	/* No device is left to wait on a limiter. */
+	for (uint32_t j = 0; j < v->nnets; j++)
+		limiter_free(&v->net[j].own);
+	for (uint32_t i = 0; i < CONFIG_MAX_DISKS; i++)
+		limiter_free(&v->blk_rl[i]);
+	for (uint32_t i = 0; i < CONFIG_MAX_RL_GROUPS; i++)
+		limiter_free(&v->group[i]);
 	dev_free(&v->rng_dev);
 	if (v->rng_ok)
 		virtio_rng_destroy(&v->rng);
@@ -380,6 +650,43 @@ static void console_counters(struct vdev *d, struct virtio_console *con, vm_coun
 	}
 }
 
+/* "<prefix>.<name>.throttled" and ".wakeups". */
+static void limiter_counters(struct ratelimit *rl, const char *prefix, const char *name,
+			     vm_counter_fn fn, void *ctx)
+{
+	struct ratelimit_counters rc;
+	ratelimit_get_counters(rl, &rc);
+	char n[48];
+	snprintf(n, sizeof(n), "%s.%s.throttled", prefix, name);
+	fn(ctx, n, rc.throttled);
+	snprintf(n, sizeof(n), "%s.%s.wakeups", prefix, name);
+	fn(ctx, n, rc.wakeups);
+}
+
+static void net_counters(struct netdev *nd, vm_counter_fn fn, void *ctx)
+{
+	struct virtio_net_counters nc;
+	virtio_net_get_counters(&nd->net, &nc);
+	dev_counters(&nd->dev, nc.rx_packets + nc.tx_packets, nc.rx_bytes + nc.tx_bytes,
+		     nc.rx_errors + nc.tx_errors, fn, ctx);
+	const struct {
+		const char *what;
+		uint64_t value;
+	} c[] = {
+	    {"rx_packets", nc.rx_packets},     {"rx_bytes", nc.rx_bytes},
+	    {"rx_drops", nc.rx_drops},	       {"rx_errors", nc.rx_errors},
+	    {"tx_packets", nc.tx_packets},     {"tx_bytes", nc.tx_bytes},
+	    {"tx_drops", nc.tx_drops},	       {"tx_errors", nc.tx_errors},
+	    {"interrupts", nc.interrupts},     {"tx_throttled", nc.tx_throttled},
+	    {"rx_throttled", nc.rx_throttled},
+	};
+	char name[48];
+	for (size_t k = 0; k < sizeof(c) / sizeof(c[0]); k++) {
+		snprintf(name, sizeof(name), "virtio.%s.%s", nd->name, c[k].what);
+		fn(ctx, name, c[k].value);
+	}
+}
+
 void vm_virtio_counters(struct vm *vm, vm_counter_fn fn, void *ctx)
 {
 	struct vm_virtio *v = vm->virtio;
@@ -413,6 +720,7 @@ void vm_virtio_counters(struct vm *vm, vm_counter_fn fn, void *ctx)
 		    {"get_ids", bc.get_ids},
 		    {"bytes_read", bc.bytes_read},
 		    {"bytes_written", bc.bytes_written},
+		    {"throttled", bc.throttled},
 		};
 		for (size_t k = 0; k < sizeof(c) / sizeof(c[0]); k++) {
 			snprintf(name, sizeof(name), "virtio.%s.%s", v->blk_name[i], c[k].what);
@@ -421,4 +729,11 @@ void vm_virtio_counters(struct vm *vm, vm_counter_fn fn, void *ctx)
 	}
 	if (v->con_dev.vp_ok)
 		console_counters(&v->con_dev, &v->con, fn, ctx);
+	for (uint32_t j = 0; j < v->nnets; j++)
+		if (v->net[j].dev.vp_ok)
+			net_counters(&v->net[j], fn, ctx);
+	for (uint32_t i = 0; i < CONFIG_MAX_RL_GROUPS; i++)
+		if (v->group[i].rl)
+			limiter_counters(v->group[i].rl, "ratelimit", vm->cfg->rl_groups[i].id, fn,
+					 ctx);
 }

@@ -516,6 +516,60 @@ static void test_create_flags(void **state)
 	assert_string_equal(err.msg, "unknown option \"--frob\"");
 }
 
+/* --net and --rate-limit-group on create: the same syntax as chv-vmm, into
+ * NetConfig (a random MAC fixed here) and rate_limit_groups; fd= cannot
+ * reach chvd's worker. */
+static void test_create_net(void **state)
+{
+	(void)state;
+	struct chv_err err = {0};
+	int rc;
+	ProtobufCMessage *m =
+	    build("create", &err, &rc, 9, "--kernel", "/k", "--net",
+		  "tap=chv0,mac=52:54:00:01:02:03,ip=10.0.0.1,mask=255.255.255.0,mtu=1400,"
+		  "rate_limit_group=g",
+		  "--net=offload_tso=off,bw_size=1000,bw_refill_time=10", "--rate-limit-group",
+		  "id=g,ops_size=10,ops_refill_time=100", "--disk", "path=/d,rate_limit_group=g");
+	assert_int_equal(rc, 0);
+	Chv__V1__CreateRequest *cr = (Chv__V1__CreateRequest *)m;
+	Chv__V1__VmConfig *c = cr->config;
+	assert_int_equal(c->n_nets, 2);
+	assert_string_equal(c->nets[0]->tap, "chv0");
+	assert_string_equal(c->nets[0]->mac, "52:54:00:01:02:03");
+	assert_string_equal(c->nets[0]->ip, "10.0.0.1");
+	assert_string_equal(c->nets[0]->mask, "255.255.255.0");
+	assert_int_equal(c->nets[0]->mtu, 1400);
+	assert_int_equal(c->nets[0]->num_queues, 2);
+	assert_int_equal(c->nets[0]->queue_size, 256);
+	assert_true(c->nets[0]->offload_csum); /* the CLI's defaults, sent explicitly */
+	assert_true(c->nets[0]->offload_tso);
+	assert_string_equal(c->nets[0]->rate_limit_group, "g");
+	assert_null(c->nets[0]->rate_limiter);
+	assert_string_equal(c->nets[1]->tap, "");
+	assert_int_equal(strlen(c->nets[1]->mac), 17);
+	assert_false(c->nets[1]->offload_tso);
+	assert_non_null(c->nets[1]->rate_limiter);
+	assert_int_equal(c->nets[1]->rate_limiter->bw_size, 1000);
+	assert_int_equal(c->nets[1]->rate_limiter->bw_refill_time_ms, 10);
+	assert_int_equal(c->n_rate_limit_groups, 1);
+	assert_string_equal(c->rate_limit_groups[0]->id, "g");
+	assert_int_equal(c->rate_limit_groups[0]->config->ops_size, 10);
+	assert_string_equal(c->disks[0]->rate_limit_group, "g");
+	chvctl_request_free(m);
+
+	m = build("create", &err, &rc, 4, "--kernel", "/k", "--net", "fd=5");
+	assert_int_equal(rc, -EINVAL);
+	assert_null(m);
+	assert_string_equal(err.msg, "--net: fd=5: file descriptors cannot be passed to chvd (its "
+				     "worker is another process); use tap=NAME");
+	m = build("create", &err, &rc, 4, "--kernel", "/k", "--net", "mac=01:02:03:04:05:06");
+	assert_int_equal(rc, -EINVAL);
+	assert_string_equal(err.msg, "--net: mac=01:02:03:04:05:06 is a multicast address");
+	m = build("create", &err, &rc, 4, "--kernel", "/k", "--net", "num_queues=3");
+	assert_int_equal(rc, -EINVAL);
+	assert_non_null(strstr(err.msg, "--net: num_queues=3"));
+}
+
 static void test_main_usage_errors(void **state)
 {
 	(void)state;
@@ -821,13 +875,21 @@ static void test_format_counters_and_lines(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_global_options), cmocka_unit_test(test_socket_target),
-	    cmocka_unit_test(test_table),	   cmocka_unit_test(test_parse_args),
-	    cmocka_unit_test(test_build_requests), cmocka_unit_test(test_add_device_specs),
-	    cmocka_unit_test(test_create_flags),   cmocka_unit_test(test_main_usage_errors),
-	    cmocka_unit_test(test_main_help),	   cmocka_unit_test(test_main_unreachable),
-	    cmocka_unit_test(test_format_helpers), cmocka_unit_test(test_format_list),
-	    cmocka_unit_test(test_format_info),	   cmocka_unit_test(test_format_counters_and_lines),
+	    cmocka_unit_test(test_global_options),
+	    cmocka_unit_test(test_socket_target),
+	    cmocka_unit_test(test_table),
+	    cmocka_unit_test(test_parse_args),
+	    cmocka_unit_test(test_build_requests),
+	    cmocka_unit_test(test_add_device_specs),
+	    cmocka_unit_test(test_create_flags),
+	    cmocka_unit_test(test_create_net),
+	    cmocka_unit_test(test_main_usage_errors),
+	    cmocka_unit_test(test_main_help),
+	    cmocka_unit_test(test_main_unreachable),
+	    cmocka_unit_test(test_format_helpers),
+	    cmocka_unit_test(test_format_list),
+	    cmocka_unit_test(test_format_info),
+	    cmocka_unit_test(test_format_counters_and_lines),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

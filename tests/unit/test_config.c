@@ -393,6 +393,72 @@ static const struct bad_case bad_cases[] = {
     {{"--disk", "path=/i,serial="}, {"--disk:", "serial="}},
     {{"--disk="}, {"--disk"}},
     {{"--disk", "path=/i", "--disk"}, {"--disk"}},
+    /* rate limits on --disk */
+    {{"--disk", "path=/i,bw_size=x"}, {"--disk:", "bw_size=x", "not a number"}},
+    {{"--disk", "path=/i,ops_size=-1"}, {"--disk:", "ops_size=-1", "not a number"}},
+    {{"--disk", "path=/i,bw_refill_time=99999999999999999999"},
+     {"--disk:", "bw_refill_time=99999999999999999999", "too large"}},
+    {{"--disk", "path=/i,bw_size=1000"}, {"--disk:", "bw_refill_time"}},
+    {{"--disk", "path=/i,ops_size=10,ops_refill_time=0"}, {"--disk:", "ops_refill_time"}},
+    {{"--disk", "path=/i,bw_size=1,bw_refill_time=1,rate_limit_group=g"},
+     {"--disk:", "rate_limit_group=g", "exclusive"}},
+    {{"--disk", "path=/i,rate_limit_group="}, {"--disk:", "rate_limit_group=", "needs a value"}},
+    {{"--disk", "path=/i,bw_burst=1"}, {"--disk:", "unknown key \"bw_burst\""}},
+    /* --net */
+    {{"--net="}, {"--net: empty value"}},
+    {{"--net", "tap"}, {"--net:", "\"tap\"", "not key=value"}},
+    {{"--net", "tap=t0,bridge=br0"}, {"--net:", "unknown key \"bridge\""}},
+    {{"--net", "tap=t0,tap=t1"}, {"--net:", "\"tap\" given twice"}},
+    {{"--net", "tap=averyveryverylongname"},
+     {"--net:", "tap=averyveryverylongname", "not an interface name"}},
+    {{"--net", "tap=a/b"}, {"--net:", "tap=a/b", "not an interface name"}},
+    {{"--net", "tap=a b"}, {"--net:", "tap=a b", "not an interface name"}},
+    {{"--net", "tap=t0,fd=3"}, {"--net:", "tap=t0 and fd=3", "exclusive"}},
+    {{"--net", "fd=x"}, {"--net:", "fd=x", "not an fd"}},
+    {{"--net", "fd=2"}, {"--net:", "fd=2", "standard input"}},
+    {{"--net", "fd=3:"}, {"--net:", "fd=3:", "not a list of fds"}},
+    {{"--net", "fd=3:3"}, {"--net:", "fd=3:3", "given twice"}},
+    {{"--net", "fd=3:4,num_queues=2"}, {"--net:", "fd=3:4", "num_queues=2"}},
+    {{"--net", "fd=3,num_queues=4"}, {"--net:", "fd=3", "num_queues=4"}},
+    {{"--net", "mac=52:54:00:12:34"}, {"--net:", "mac=52:54:00:12:34", "not a MAC"}},
+    {{"--net", "mac=52:54:00:12:34:5g"}, {"--net:", "mac=52:54:00:12:34:5g", "not a MAC"}},
+    {{"--net", "mac=52-54-00-12-34-56"}, {"--net:", "mac=52-54-00-12-34-56", "not a MAC"}},
+    {{"--net", "mac=01:00:5e:00:00:01"}, {"--net:", "mac=01:00:5e:00:00:01", "multicast"}},
+    {{"--net", "mac=ff:ff:ff:ff:ff:ff"}, {"--net:", "mac=ff:ff:ff:ff:ff:ff", "multicast"}},
+    {{"--net", "mac=00:00:00:00:00:00"}, {"--net:", "mac=00:00:00:00:00:00", "not a valid"}},
+    {{"--net", "host_mac=33:33:00:00:00:01"},
+     {"--net:", "host_mac=33:33:00:00:00:01", "multicast"}},
+    {{"--net", "ip=10.0.0"}, {"--net:", "ip=10.0.0", "not an IPv4 address"}},
+    {{"--net", "ip=fe80::1"}, {"--net:", "ip=fe80::1", "not an IPv4 address"}},
+    {{"--net", "ip=10.0.0.1,mask=255.0.255.0"}, {"--net:", "mask=255.0.255.0", "netmask"}},
+    {{"--net", "ip=10.0.0.1,mask=24"}, {"--net:", "mask=24", "netmask"}},
+    {{"--net", "mask=255.255.255.0"}, {"--net:", "mask=255.255.255.0", "needs ip="}},
+    {{"--net", "mtu=67"}, {"--net:", "mtu=67", "out of range (68..65518)"}},
+    {{"--net", "mtu=65519"}, {"--net:", "mtu=65519", "out of range"}},
+    {{"--net", "mtu=1500x"}, {"--net:", "mtu=1500x", "not a number"}},
+    {{"--net", "num_queues=3"}, {"--net:", "num_queues=3", "odd"}},
+    {{"--net", "num_queues=1"}, {"--net:", "num_queues=1", "out of range (2..32)"}},
+    {{"--net", "num_queues=34"}, {"--net:", "num_queues=34", "out of range"}},
+    {{"--net", "queue_size=100"}, {"--net:", "queue_size=100", "power of two"}},
+    {{"--net", "queue_size=2"}, {"--net:", "queue_size=2", "out of range"}},
+    {{"--net", "queue_size=65536"}, {"--net:", "queue_size=65536", "out of range"}},
+    {{"--net", "offload_tso=maybe"}, {"--net:", "offload_tso=maybe", "not a boolean"}},
+    {{"--net", "offload_csum=off,offload_tso=on"},
+     {"--net:", "offload_tso=on", "needs offload_csum=on"}},
+    {{"--net", "offload_csum=off,offload_ufo=true"},
+     {"--net:", "offload_ufo=true", "needs offload_csum=on"}},
+    {{"--net", "ops_size=100"}, {"--net:", "ops_refill_time"}},
+    {{"--net", "ops_size=1,ops_refill_time=1,rate_limit_group=g"},
+     {"--net:", "rate_limit_group=g", "exclusive"}},
+    {{"--net", "tap=t0", "--net"}, {"--net"}},
+    /* --rate-limit-group */
+    {{"--rate-limit-group", "bw_size=1,bw_refill_time=1"},
+     {"--rate-limit-group:", "id= is required"}},
+    {{"--rate-limit-group", "id=g,rate_limit_group=h"},
+     {"--rate-limit-group:", "unknown key \"rate_limit_group\""}},
+    {{"--rate-limit-group", "id=g,bw_size=1"}, {"--rate-limit-group:", "bw_refill_time"}},
+    {{"--rate-limit-group", "id=g,ops_size=z"},
+     {"--rate-limit-group:", "ops_size=z", "not a number"}},
 };
 
 static void test_bad_inputs(void **state)
@@ -446,15 +512,48 @@ static void test_usage(void **state)
 	(void)state;
 	const char *u = vm_config_usage();
 	static const char *const needles[] = {
-	    "--kernel",	      "--initramfs",  "--cmdline",    "--cpus",
-	    "boot=",	      "max=",	      "topology=",    "max_phys_bits=",
-	    "--memory",	      "size=",	      "shared=",      "hugepages=",
-	    "512M",	      "--serial",     "--console",    "file=PATH",
-	    "socket=PATH",    "-v",	      "--log-file",   "--seccomp",
-	    "true|false|log", "--no-reboot",  "--hypervisor", "--help",
-	    "--version",      "default 1",    "default 46",   "default null",
-	    "default off",    "--rng",	      "src=PATH",     "/dev/urandom",
-	    "--disk",	      "queue_size=N",
+	    "--kernel",
+	    "--initramfs",
+	    "--cmdline",
+	    "--cpus",
+	    "boot=",
+	    "max=",
+	    "topology=",
+	    "max_phys_bits=",
+	    "--memory",
+	    "size=",
+	    "shared=",
+	    "hugepages=",
+	    "512M",
+	    "--serial",
+	    "--console",
+	    "file=PATH",
+	    "socket=PATH",
+	    "-v",
+	    "--log-file",
+	    "--seccomp",
+	    "true|false|log",
+	    "--no-reboot",
+	    "--hypervisor",
+	    "--help",
+	    "--version",
+	    "default 1",
+	    "default 46",
+	    "default null",
+	    "default off",
+	    "--rng",
+	    "src=PATH",
+	    "/dev/urandom",
+	    "--disk",
+	    "queue_size=N",
+	    "--net",
+	    "tap=NAME",
+	    "num_queues=N",
+	    "offload_tso",
+	    "bw_size=",
+	    "ops_refill_time=",
+	    "rate_limit_group=",
+	    "--rate-limit-group",
 	};
 	assert_non_null(u);
 	for (size_t i = 0; i < sizeof(needles) / sizeof(needles[0]); i++)
@@ -891,6 +990,212 @@ static void test_disk(void **state)
 	vm_config_free(&c);
 }
 
+static void test_net_parse(void **state)
+{
+	(void)state;
+	struct vm_config c;
+	struct chv_err err;
+	assert_int_equal(
+	    parse(&c, &err,
+		  ARGS("--net",
+		       "tap=chv0,mac=52:54:00:AB:cd:ef,ip=192.168.4.1,mask=255.255.255.0,"
+		       "mtu=9000,num_queues=4,queue_size=1024,id=eth0,host_mac=02:00:00:00:00:"
+		       "01,offload_tso=off,bw_size=1000000,bw_refill_time=100",
+		       "--net", "fd=3:4:5", "--net=offload_csum=off", "--net",
+		       "tap=chv1,rate_limit_group=g0,offload_ufo=off", "--rate-limit-group",
+		       "id=g0,ops_size=100,ops_refill_time=10,ops_one_time_burst=5")),
+	    0);
+	assert_int_equal(c.nnets, 4);
+	const struct net_config *n = &c.nets[0];
+	assert_string_equal(n->tap, "chv0");
+	assert_memory_equal(n->mac, ((uint8_t[]){0x52, 0x54, 0x00, 0xab, 0xcd, 0xef}), 6);
+	assert_true(n->has_host_mac);
+	assert_memory_equal(n->host_mac, ((uint8_t[]){2, 0, 0, 0, 0, 1}), 6);
+	assert_string_equal(n->ip, "192.168.4.1");
+	assert_string_equal(n->mask, "255.255.255.0");
+	assert_int_equal(n->mtu, 9000);
+	assert_int_equal(n->num_queues, 4);
+	assert_int_equal(n->queue_size, 1024);
+	assert_string_equal(n->id, "eth0");
+	assert_false(n->offload_tso);
+	assert_true(n->offload_ufo);
+	assert_true(n->offload_csum);
+	assert_int_equal(n->rl.bw.size, 1000000);
+	assert_int_equal(n->rl.bw.refill_ms, 100);
+	assert_int_equal(n->rl.ops.size, 0);
+	assert_null(n->rl_group);
+	assert_int_equal(n->nfds, 0);
+
+	/* fd= alone: one pair per fd, no tap name. */
+	n = &c.nets[1];
+	assert_null(n->tap);
+	assert_int_equal(n->nfds, 3);
+	assert_int_equal(n->fds[0], 3);
+	assert_int_equal(n->fds[2], 5);
+	assert_int_equal(n->num_queues, 6);
+	/* The defaults; offload_csum=off takes the others with it. */
+	n = &c.nets[2];
+	assert_null(n->tap);
+	assert_null(n->ip);
+	assert_null(n->id);
+	assert_false(n->has_host_mac);
+	assert_int_equal(n->mtu, 0);
+	assert_int_equal(n->num_queues, 2);
+	assert_int_equal(n->queue_size, 256);
+	assert_false(n->offload_csum);
+	assert_false(n->offload_tso);
+	assert_false(n->offload_ufo);
+	assert_false(rl_config_active(&n->rl));
+	/* A random MAC: unicast, locally administered, different each time. */
+	assert_int_equal(n->mac[0] & 3, 2);
+	assert_memory_not_equal(n->mac, c.nets[1].mac, 6);
+	n = &c.nets[3];
+	assert_true(n->offload_csum);
+	assert_true(n->offload_tso);
+	assert_false(n->offload_ufo);
+	assert_string_equal(n->rl_group, "g0");
+	assert_int_equal(c.nrl_groups, 1);
+	assert_string_equal(c.rl_groups[0].id, "g0");
+	assert_int_equal(c.rl_groups[0].rl.ops.size, 100);
+	assert_int_equal(c.rl_groups[0].rl.ops.refill_ms, 10);
+	assert_int_equal(c.rl_groups[0].rl.ops.one_time_burst, 5);
+	assert_int_equal(c.rl_groups[0].rl.bw.size, 0);
+	vm_config_free(&c);
+	assert_int_equal(c.nnets, 0);
+	assert_int_equal(c.nrl_groups, 0);
+
+	/* At most CONFIG_MAX_NETS; the ninth names --net and its value. */
+	const char *args[2 * (CONFIG_MAX_NETS + 1) + 1];
+	int k = 0;
+	for (int i = 0; i <= CONFIG_MAX_NETS; i++) {
+		args[k++] = "--net";
+		args[k++] = "id=x,ip=10.1.1.1";
+	}
+	args[k] = NULL;
+	assert_int_equal(parse(&c, &err, args), -EINVAL);
+	assert_int_equal(c.nnets, CONFIG_MAX_NETS);
+	assert_non_null(strstr(err.msg, "--net: more than 8 devices"));
+	assert_non_null(strstr(err.msg, "id=x,ip=10.1.1.1"));
+	vm_config_free(&c);
+
+	/* A --net failing late leaves nothing behind (ASan checks the leak). */
+	assert_int_equal(parse(&c, &err,
+			       ARGS("--net", "tap=t,ip=10.0.0.1,mask=255.0.0.0,id=i,"
+					     "rate_limit_group=g,mtu=1")),
+			 -EINVAL);
+	assert_int_equal(c.nnets, 0);
+	vm_config_free(&c);
+	assert_int_equal(
+	    parse(&c, &err, ARGS("--rate-limit-group", "id=g,bw_size=1,bw_refill_time=x")),
+	    -EINVAL);
+	assert_int_equal(c.nrl_groups, 0);
+	vm_config_free(&c);
+}
+
+static void test_net_validate(void **state)
+{
+	struct files *f = *state;
+	struct vm_config c;
+	struct chv_err err = {0};
+	char disk[160];
+	snprintf(disk, sizeof(disk), "path=%s,id=d0,rate_limit_group=g1", f->initrd);
+	assert_int_equal(
+	    parse(&c, &err,
+		  ARGS("--kernel", f->kernel, "--cpus", "boot=2", "--disk", disk, "--net",
+		       "tap=t0,num_queues=4,id=n0", "--net", "tap=t1,rate_limit_group=g1",
+		       "--rate-limit-group", "id=g1,bw_size=1000,bw_refill_time=10")),
+	    0);
+	assert_int_equal(vm_config_validate(&c, &err), 0);
+
+	/* queue pairs against the boot vCPUs */
+	c.cpus.boot = c.cpus.max = 1;
+	c.cpus.topology.cores_per_die = 1;
+	expect_invalid(&c, "--net: num_queues=4", "2 queue pairs, more than the 1 boot vCPUs");
+	c.cpus.boot = c.cpus.max = c.cpus.topology.cores_per_die = 2;
+	/* ids are unique across devices */
+	free(c.nets[0].id);
+	c.nets[0].id = strdup("d0");
+	expect_invalid(&c, "--net: id=d0", "used twice");
+	free(c.nets[1].id);
+	c.nets[1].id = strdup("d1");
+	free(c.nets[0].id);
+	c.nets[0].id = strdup("d1");
+	expect_invalid(&c, "--net: id=d1", "used twice");
+	free(c.nets[1].id);
+	c.nets[1].id = NULL;
+	assert_int_equal(vm_config_validate(&c, &err), 0);
+	/* one tap, one device */
+	free(c.nets[1].tap);
+	c.nets[1].tap = strdup("t0");
+	expect_invalid(&c, "--net: tap=t0", "two devices");
+	free(c.nets[1].tap);
+	c.nets[1].tap = NULL; /* two new taps */
+	assert_int_equal(vm_config_validate(&c, &err), 0);
+	/* groups: defined, not with own limits */
+	free(c.nets[1].rl_group);
+	c.nets[1].rl_group = strdup("g2");
+	expect_invalid(&c, "--net: rate_limit_group=g2", "not defined");
+	free(c.disks[0].rl_group);
+	c.disks[0].rl_group = strdup("nope");
+	expect_invalid(&c, "--disk: rate_limit_group=nope", "not defined");
+	free(c.disks[0].rl_group);
+	c.disks[0].rl_group = strdup("g1");
+	free(c.nets[1].rl_group);
+	c.nets[1].rl_group = strdup("g1");
+	c.nets[1].rl.ops = (struct rl_bucket_config){10, 0, 10};
+	expect_invalid(&c, "--net: rate_limit_group=g1", "exclusive");
+	c.nets[1].rl.ops.refill_ms = 0;
+	expect_invalid(&c, "--net:", "ops_refill_time");
+	c.nets[1].rl.ops = (struct rl_bucket_config){0};
+	c.rl_groups[0].rl.bw = (struct rl_bucket_config){0};
+	expect_invalid(&c, "--rate-limit-group: id=g1", "sets no limit");
+	c.rl_groups[0].rl.bw = (struct rl_bucket_config){1000, 0, 10};
+	assert_int_equal(vm_config_parse_rl_group(&c, "id=g1,ops_size=1,ops_refill_time=1", &err),
+			 0);
+	expect_invalid(&c, "--rate-limit-group: id=g1", "used twice");
+	free(c.rl_groups[1].id);
+	c.rl_groups[1].id = strdup("g3");
+	assert_int_equal(vm_config_validate(&c, &err), 0);
+	/* The parser's rules again, for configs built by other means. */
+	struct net_config *n = &c.nets[1];
+	n->num_queues = 3;
+	expect_invalid(&c, "--net: num_queues=3", "even");
+	n->num_queues = 2;
+	n->queue_size = 48;
+	expect_invalid(&c, "--net: queue_size=48", "power of two");
+	n->queue_size = 256;
+	n->mac[0] = 0x01;
+	expect_invalid(&c, "--net: mac=01:", "multicast");
+	memset(n->mac, 0, 6);
+	expect_invalid(&c, "--net: mac=00:00:00:00:00:00", "not a valid");
+	n->mac[0] = 0x02;
+	n->mtu = 20;
+	expect_invalid(&c, "--net: mtu=20", "out of range");
+	n->mtu = 0;
+	n->offload_csum = false;
+	expect_invalid(&c, "--net: offload_tso=on", "offload_csum=on");
+	n->offload_tso = n->offload_ufo = false;
+	n->mask = strdup("255.255.0.0");
+	expect_invalid(&c, "--net: mask=255.255.0.0", "needs ip=");
+	n->ip = strdup("10.0.0.300");
+	expect_invalid(&c, "--net: ip=10.0.0.300", "IPv4");
+	free(n->ip);
+	n->ip = strdup("10.0.0.1");
+	n->fds[0] = 7;
+	n->nfds = 1;
+	assert_int_equal(vm_config_validate(&c, &err), 0);
+	n->nfds = 2;
+	n->fds[1] = 8;
+	expect_invalid(&c, "--net: 2 fds for num_queues=2", NULL);
+	n->nfds = 1;
+	n->fds[0] = 1;
+	expect_invalid(&c, "--net: fd=1", "standard");
+	n->fds[0] = 7;
+	n->tap = strdup("t9");
+	expect_invalid(&c, "--net: tap=t9 and fd= are exclusive", NULL);
+	vm_config_free(&c);
+}
+
 static void test_free_partial(void **state)
 {
 	(void)state;
@@ -940,6 +1245,8 @@ int main(void)
 					    files_teardown),
 	    cmocka_unit_test_setup_teardown(test_rng, files_setup, files_teardown),
 	    cmocka_unit_test_setup_teardown(test_disk, files_setup, files_teardown),
+	    cmocka_unit_test(test_net_parse),
+	    cmocka_unit_test_setup_teardown(test_net_validate, files_setup, files_teardown),
 	    cmocka_unit_test(test_free_partial),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -229,6 +229,34 @@ static void test_console_modes(void **state)
 }
 
 /* struct -> proto -> packed bytes -> unpacked -> struct: nothing lost. */
+static void str_equal(const char *a, const char *b)
+{
+	if (b)
+		assert_string_equal(a, b);
+	else
+		assert_null(a);
+}
+
+static void net_equal(const struct net_config *b, const struct net_config *a)
+{
+	str_equal(b->tap, a->tap);
+	str_equal(b->ip, a->ip);
+	str_equal(b->mask, a->mask);
+	str_equal(b->id, a->id);
+	str_equal(b->rl_group, a->rl_group);
+	assert_memory_equal(b->mac, a->mac, 6);
+	assert_int_equal(b->has_host_mac, a->has_host_mac);
+	if (a->has_host_mac)
+		assert_memory_equal(b->host_mac, a->host_mac, 6);
+	assert_int_equal(b->mtu, a->mtu);
+	assert_int_equal(b->num_queues, a->num_queues);
+	assert_int_equal(b->queue_size, a->queue_size);
+	assert_int_equal(b->offload_tso, a->offload_tso);
+	assert_int_equal(b->offload_ufo, a->offload_ufo);
+	assert_int_equal(b->offload_csum, a->offload_csum);
+	assert_memory_equal(&b->rl, &a->rl, sizeof(a->rl));
+}
+
 static void roundtrip(const struct vm_config *in)
 {
 	Chv__V1__VmConfig *p = NULL;
@@ -289,6 +317,20 @@ static void roundtrip(const struct vm_config *in)
 			assert_string_equal(b->id, a->id);
 		else
 			assert_null(b->id);
+		assert_memory_equal(&b->rl, &a->rl, sizeof(a->rl));
+		if (a->rl_group)
+			assert_string_equal(b->rl_group, a->rl_group);
+		else
+			assert_null(b->rl_group);
+	}
+	assert_int_equal(out.nnets, in->nnets);
+	for (uint32_t i = 0; i < in->nnets; i++)
+		net_equal(&out.nets[i], &in->nets[i]);
+	assert_int_equal(out.nrl_groups, in->nrl_groups);
+	for (uint32_t i = 0; i < in->nrl_groups; i++) {
+		assert_string_equal(out.rl_groups[i].id, in->rl_groups[i].id);
+		assert_memory_equal(&out.rl_groups[i].rl, &in->rl_groups[i].rl,
+				    sizeof(in->rl_groups[i].rl));
 	}
 	vm_config_free(&out);
 }
@@ -326,7 +368,18 @@ static void test_roundtrip_flags(void **state)
 	    "--disk",
 	    "path=/a.img",
 	    "--disk",
-	    "path=/b.img,readonly=on,direct=on,num_queues=2,queue_size=1024,serial=S1,id=d1"};
+	    "path=/b.img,readonly=on,direct=on,num_queues=2,queue_size=1024,serial=S1,id=d1,"
+	    "rate_limit_group=g1",
+	    "--disk",
+	    "path=/c.img,ops_size=100,ops_refill_time=1000,ops_one_time_burst=7",
+	    "--net",
+	    "tap=chv0,mac=52:54:00:00:00:09,ip=10.9.0.1,mask=255.255.0.0,host_mac=02:00:00:"
+	    "00:00:02,mtu=9000,num_queues=4,queue_size=512,id=n0,offload_tso=off,bw_size=125000,"
+	    "bw_refill_time=100,bw_one_time_burst=4096",
+	    "--net",
+	    "offload_csum=off,rate_limit_group=g1",
+	    "--rate-limit-group",
+	    "id=g1,bw_size=1000000,bw_refill_time=1000,ops_size=50,ops_refill_time=20"};
 	struct vm_config c;
 	struct chv_err err = {0};
 	vm_config_init(&c);
@@ -364,6 +417,8 @@ static void test_to_proto_shape(void **state)
 	assert_non_null(p->rng);
 	assert_string_equal(p->rng->src, ""); /* the default */
 	assert_int_equal(p->n_disks, 0);
+	assert_int_equal(p->n_nets, 0);
+	assert_int_equal(p->n_rate_limit_groups, 0);
 	vm_config_proto_free(p);
 	vm_config_proto_free(NULL);
 	vm_config_free(&c);
@@ -545,8 +600,6 @@ static void test_error_consoles(void **state)
 static void test_error_unsupported(void **state)
 {
 	(void)state;
-	Chv__V1__NetConfig net = CHV__V1__NET_CONFIG__INIT;
-	Chv__V1__NetConfig *nets[] = {&net};
 	Chv__V1__FsConfig fs = CHV__V1__FS_CONFIG__INIT;
 	Chv__V1__FsConfig *fss[] = {&fs};
 	Chv__V1__PmemConfig pm = CHV__V1__PMEM_CONFIG__INIT;
@@ -556,10 +609,6 @@ static void test_error_unsupported(void **state)
 	char *oem[] = {"x"};
 	struct pcfg p;
 
-	pcfg_init(&p);
-	p.vm.n_nets = 1;
-	p.vm.nets = nets;
-	expect_error(&p.vm, "config.nets: not supported yet");
 	pcfg_init(&p);
 	p.vm.n_fs = 1;
 	p.vm.fs = fss;
@@ -704,12 +753,28 @@ static void test_disks(void **state)
 	expect_error(&p.vm,
 		     "config.disks[1].serial: \"123456789012345678901\" is longer than 20 bytes");
 	d1.serial = "";
+	/* Rate limits: the disk's own, or a group's (not both). */
 	Chv__V1__RateLimiterConfig rl = CHV__V1__RATE_LIMITER_CONFIG__INIT;
-	d1.rate_limiter = &rl;
-	expect_error(&p.vm, "config.disks[1].rate_limiter: not supported yet");
-	d1.rate_limiter = NULL;
+	d1.rate_limiter = &rl; /* all zero: none */
+	convert_ok(&p.vm, &c);
+	assert_false(rl_config_active(&c.disks[1].rl));
+	vm_config_free(&c);
+	rl.bw_size = 4096;
+	expect_error(&p.vm, "config.disks[1].rate_limiter: bw_refill_time=0: a bucket with "
+			    "bw_size=4096 needs a refill time > 0 ms");
+	rl.bw_refill_time_ms = 10;
+	convert_ok(&p.vm, &c);
+	assert_int_equal(c.disks[1].rl.bw.size, 4096);
+	assert_int_equal(c.disks[1].rl.bw.refill_ms, 10);
+	roundtrip(&c);
+	vm_config_free(&c);
 	d1.rate_limit_group = "g";
-	expect_error(&p.vm, "config.disks[1].rate_limiter: not supported yet");
+	expect_error(&p.vm, "config.disks[1].rate_limit_group: \"g\" and "
+			    "config.disks[1].rate_limiter are exclusive (a device has its own "
+			    "limits or a group's)");
+	d1.rate_limiter = NULL;
+	expect_error(&p.vm, "config.disks[1].rate_limit_group: \"g\" is not in "
+			    "config.rate_limit_groups");
 	d1.rate_limit_group = "";
 	for (int i = 0; i <= CONFIG_MAX_DISKS; i++)
 		disks[i] = &d0;
@@ -727,6 +792,217 @@ static void test_disks(void **state)
 	d0.path = "/nonexistent/img";
 	convert_ok(&p.vm, &c);
 	assert_int_not_equal(vm_config_validate(&c, &err), 0);
+	vm_config_free(&c);
+}
+
+/* config.nets: defaults for zeros, a random MAC that the stored config
+ * keeps, values as given, and errors naming config.nets[i] and the value. */
+static void test_nets(void **state)
+{
+	(void)state;
+	struct pcfg p;
+	struct vm_config c;
+	struct chv_err err = {0};
+	pcfg_init(&p);
+	Chv__V1__NetConfig n0 = CHV__V1__NET_CONFIG__INIT, n1 = CHV__V1__NET_CONFIG__INIT;
+	Chv__V1__NetConfig *nets[CONFIG_MAX_NETS + 1] = {&n0, &n1};
+	Chv__V1__RateLimiterConfig rl = CHV__V1__RATE_LIMITER_CONFIG__INIT;
+	Chv__V1__RateLimitGroupConfig g = CHV__V1__RATE_LIMIT_GROUP_CONFIG__INIT;
+	Chv__V1__RateLimiterConfig grl = CHV__V1__RATE_LIMITER_CONFIG__INIT;
+	Chv__V1__RateLimitGroupConfig *groups[CONFIG_MAX_RL_GROUPS + 1] = {&g};
+	n1.tap = "tap7";
+	n1.mac = "52:54:00:AA:bb:01";
+	n1.host_mac = "02:00:00:00:00:01";
+	n1.ip = "172.16.0.1";
+	n1.mask = "255.240.0.0";
+	n1.mtu = 1400;
+	n1.num_queues = 8;
+	n1.queue_size = 64;
+	n1.id = "eth1";
+	n1.offload_csum = n1.offload_tso = true;
+	n1.rate_limit_group = "grp";
+	g.id = "grp";
+	g.config = &grl;
+	grl.ops_size = 1000;
+	grl.ops_refill_time_ms = 100;
+	p.vm.nets = nets;
+	p.vm.n_nets = 2;
+	p.vm.rate_limit_groups = groups;
+	p.vm.n_rate_limit_groups = 1;
+	convert_ok(&p.vm, &c);
+	assert_int_equal(c.nnets, 2);
+	const struct net_config *a = &c.nets[0], *b = &c.nets[1];
+	assert_null(a->tap);
+	assert_int_equal(a->num_queues, 2);
+	assert_int_equal(a->queue_size, 256);
+	assert_int_equal(a->mtu, 0);
+	assert_int_equal(a->mac[0] & 3, 2); /* random, local, unicast */
+	assert_false(a->has_host_mac);
+	assert_false(a->offload_csum); /* proto3 false: off */
+	assert_false(a->offload_tso);
+	assert_null(a->rl_group);
+	assert_string_equal(b->tap, "tap7");
+	assert_memory_equal(b->mac, ((uint8_t[]){0x52, 0x54, 0, 0xaa, 0xbb, 1}), 6);
+	assert_true(b->has_host_mac);
+	assert_string_equal(b->ip, "172.16.0.1");
+	assert_string_equal(b->mask, "255.240.0.0");
+	assert_int_equal(b->mtu, 1400);
+	assert_int_equal(b->num_queues, 8);
+	assert_int_equal(b->queue_size, 64);
+	assert_string_equal(b->id, "eth1");
+	assert_true(b->offload_csum);
+	assert_true(b->offload_tso);
+	assert_false(b->offload_ufo);
+	assert_string_equal(b->rl_group, "grp");
+	assert_int_equal(c.nrl_groups, 1);
+	assert_int_equal(c.rl_groups[0].rl.ops.size, 1000);
+	/* The stored form keeps the random MAC: a rebuilt VM has the same. */
+	Chv__V1__VmConfig *out = NULL;
+	assert_int_equal(vm_config_to_proto(&c, &out), 0);
+	assert_int_equal(out->n_nets, 2);
+	char mac[18];
+	vm_config_format_mac(a->mac, mac);
+	assert_string_equal(out->nets[0]->mac, mac);
+	assert_string_equal(out->nets[1]->mac, "52:54:00:aa:bb:01");
+	assert_string_equal(out->nets[1]->host_mac, "02:00:00:00:00:01");
+	assert_string_equal(out->nets[0]->host_mac, "");
+	assert_null(out->nets[0]->rate_limiter);
+	assert_int_equal(out->n_rate_limit_groups, 1);
+	assert_string_equal(out->rate_limit_groups[0]->id, "grp");
+	assert_int_equal(out->rate_limit_groups[0]->config->ops_refill_time_ms, 100);
+	vm_config_proto_free(out);
+	roundtrip(&c);
+	/* The validator's rules: pairs against the vCPUs, named by --net. */
+	assert_int_not_equal(vm_config_validate(&c, &err), 0);
+	vm_config_free(&c);
+
+	/* Errors, one field at a time. */
+	static const struct {
+		const char *field;
+		const char *value;
+		const char *want;
+	} bad[] = {
+	    {"mac", "52:54:00:aa:bb",
+	     "config.nets[1].mac: \"52:54:00:aa:bb\" is not a MAC address "
+	     "(aa:bb:cc:dd:ee:ff)"},
+	    {"mac", "52:54:00:aa:bb:0x",
+	     "config.nets[1].mac: \"52:54:00:aa:bb:0x\" is not a MAC "
+	     "address (aa:bb:cc:dd:ee:ff)"},
+	    {"mac", " 2:54:00:aa:bb:01",
+	     "config.nets[1].mac: \" 2:54:00:aa:bb:01\" is not a MAC "
+	     "address (aa:bb:cc:dd:ee:ff)"},
+	    {"mac", "03:00:00:00:00:01",
+	     "config.nets[1].mac: 03:00:00:00:00:01 is a multicast "
+	     "address"},
+	    {"mac", "00:00:00:00:00:00",
+	     "config.nets[1].mac: 00:00:00:00:00:00 is not a valid "
+	     "address"},
+	    {"host_mac", "ff:ff:ff:ff:ff:ff",
+	     "config.nets[1].host_mac: ff:ff:ff:ff:ff:ff is a "
+	     "multicast address"},
+	    {"ip", "172.16.0", "config.nets[1].ip: \"172.16.0\" is not an IPv4 address"},
+	    {"mask", "255.0.0.255", "config.nets[1].mask: \"255.0.0.255\" is not an IPv4 netmask"},
+	    {"tap", "a/b",
+	     "config.nets[1].tap: \"a/b\" is not an interface name (1..15 "
+	     "characters, no '/', ':' or spaces)"},
+	    {"tap", "sixteen-chars-xx",
+	     "config.nets[1].tap: \"sixteen-chars-xx\" is not an "
+	     "interface name (1..15 characters, no '/', ':' or spaces)"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		Chv__V1__NetConfig m = n1;
+		nets[1] = &m;
+		if (!strcmp(bad[i].field, "mac"))
+			m.mac = (char *)bad[i].value;
+		else if (!strcmp(bad[i].field, "host_mac"))
+			m.host_mac = (char *)bad[i].value;
+		else if (!strcmp(bad[i].field, "ip"))
+			m.ip = (char *)bad[i].value;
+		else if (!strcmp(bad[i].field, "mask"))
+			m.mask = (char *)bad[i].value;
+		else
+			m.tap = (char *)bad[i].value;
+		expect_error(&p.vm, bad[i].want);
+	}
+	nets[1] = &n1;
+	n1.ip = "";
+	expect_error(&p.vm, "config.nets[1].mask: 255.240.0.0 needs config.nets[1].ip");
+	n1.ip = "172.16.0.1";
+	n1.mtu = 67;
+	expect_error(&p.vm, "config.nets[1].mtu: 67 is out of range (68..65518)");
+	n1.mtu = 65519;
+	expect_error(&p.vm, "config.nets[1].mtu: 65519 is out of range (68..65518)");
+	n1.mtu = 0;
+	n1.num_queues = 3;
+	expect_error(
+	    &p.vm,
+	    "config.nets[1].num_queues: 3 is not an even number in 2..32 (2 per queue pair)");
+	n1.num_queues = 34;
+	expect_error(&p.vm,
+		     "config.nets[1].num_queues: 34 is not an even number in 2..32 (2 per queue "
+		     "pair)");
+	n1.num_queues = 0;
+	n1.queue_size = 48;
+	expect_error(&p.vm, "config.nets[1].queue_size: 48 is not a power of two in 4..32768");
+	n1.queue_size = 0;
+	n1.offload_csum = false;
+	expect_error(&p.vm, "config.nets[1].offload_tso: true needs config.nets[1].offload_csum");
+	n1.offload_tso = false;
+	n1.offload_ufo = true;
+	expect_error(&p.vm, "config.nets[1].offload_ufo: true needs config.nets[1].offload_csum");
+	n1.offload_ufo = false;
+	int32_t fds[] = {5};
+	n1.fds = fds;
+	n1.n_fds = 1;
+	expect_error(&p.vm, "config.nets[1].fds: file descriptors cannot be passed over the API "
+			    "(the VM runs in another process); name a tap instead");
+	n1.n_fds = 0;
+	n1.rate_limiter = &rl;
+	rl.ops_size = 5;
+	rl.ops_refill_time_ms = 5;
+	expect_error(&p.vm, "config.nets[1].rate_limit_group: \"grp\" and "
+			    "config.nets[1].rate_limiter are exclusive (a device has its own "
+			    "limits or a group's)");
+	n1.rate_limit_group = "other";
+	n1.rate_limiter = NULL;
+	expect_error(&p.vm, "config.nets[1].rate_limit_group: \"other\" is not in "
+			    "config.rate_limit_groups");
+	n1.rate_limit_group = "";
+	n1.rate_limiter = &rl;
+	rl.ops_refill_time_ms = 0;
+	expect_error(&p.vm, "config.nets[1].rate_limiter: ops_refill_time=0: a bucket with "
+			    "ops_size=5 needs a refill time > 0 ms");
+	rl.ops_refill_time_ms = 5;
+	nets[1] = NULL;
+	expect_error(&p.vm, "config.nets[1] is empty");
+	nets[1] = &n1;
+	for (int i = 0; i <= CONFIG_MAX_NETS; i++)
+		nets[i] = &n0;
+	p.vm.n_nets = CONFIG_MAX_NETS + 1;
+	expect_error(&p.vm, "config.nets: 9 devices, more than 8");
+	p.vm.n_nets = 2;
+	nets[1] = &n1;
+
+	/* Groups. */
+	g.id = "";
+	expect_error(&p.vm, "config.rate_limit_groups[0].id is required");
+	g.id = "grp";
+	grl.ops_size = grl.ops_refill_time_ms = 0;
+	expect_error(&p.vm, "config.rate_limit_groups[0].config: sets no limit (bw_size or "
+			    "ops_size)");
+	grl.bw_size = 10;
+	expect_error(&p.vm, "config.rate_limit_groups[0].config: bw_refill_time=0: a bucket "
+			    "with bw_size=10 needs a refill time > 0 ms");
+	grl.bw_refill_time_ms = 1;
+	groups[1] = &g;
+	p.vm.n_rate_limit_groups = 2;
+	expect_error(&p.vm, "config.rate_limit_groups[1].id: \"grp\" is used twice");
+	for (int i = 0; i <= CONFIG_MAX_RL_GROUPS; i++)
+		groups[i] = &g;
+	p.vm.n_rate_limit_groups = CONFIG_MAX_RL_GROUPS + 1;
+	expect_error(&p.vm, "config.rate_limit_groups: 9 groups, more than 8");
+	p.vm.n_rate_limit_groups = 1;
+	convert_ok(&p.vm, &c);
 	vm_config_free(&c);
 }
 
@@ -749,6 +1025,7 @@ int main(void)
 	    cmocka_unit_test(test_from_wire),
 	    cmocka_unit_test(test_rng),
 	    cmocka_unit_test(test_disks),
+	    cmocka_unit_test(test_nets),
 	    cmocka_unit_test(test_validates),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -107,7 +107,8 @@ static void test_nested_pretty(void **state)
 		    "    \"nets\": [],\n"
 		    "    \"fs\": [],\n"
 		    "    \"pmem\": [],\n"
-		    "    \"devices\": []\n"
+		    "    \"devices\": [],\n"
+		    "    \"rateLimitGroups\": []\n"
 		    "  }\n"
 		    "}");
 }
