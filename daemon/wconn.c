@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #include "daemon/dlog.h"
+#include "vm/confine.h"
 
 #define WCONN_MAX_PACKET (1u << 20)
 
@@ -43,10 +45,102 @@ struct wconn {
 	pthread_cond_t cond;
 	uint64_t next_seq;
 	struct pending *pending;
-	bool dead;    /* the connection ended */
-	bool closing; /* wconn_close() was called: no more callbacks */
+	bool dead;	/* the connection ended */
+	bool closing;	/* wconn_close() was called: no more callbacks */
+	char *log_path; /* NULL: unknown (a re-adopted worker) */
 	struct wconn *next_release;
 };
+
+/* Workers spawned and not yet connected: their log files, by pid. */
+struct spawned {
+	pid_t pid;
+	char *log_path;
+	struct spawned *next;
+};
+static pthread_mutex_t spawned_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct spawned *spawned_list;
+
+static struct {
+	char seccomp[8];
+	char vm_user[64];
+} worker_args = {"true", ""};
+
+void wconn_set_worker_options(const char *seccomp, const char *vm_user)
+{
+	snprintf(worker_args.seccomp, sizeof(worker_args.seccomp), "%s",
+		 seccomp ? seccomp : "true");
+	snprintf(worker_args.vm_user, sizeof(worker_args.vm_user), "%s", vm_user ? vm_user : "");
+}
+
+static void spawned_add(pid_t pid, const char *log_path)
+{
+	struct spawned *s = calloc(1, sizeof(*s));
+	if (!s)
+		return;
+	s->pid = pid;
+	s->log_path = strdup(log_path);
+	pthread_mutex_lock(&spawned_lock);
+	s->next = spawned_list;
+	spawned_list = s;
+	pthread_mutex_unlock(&spawned_lock);
+}
+
+/* Removes pid's entry and returns its path (the caller frees it). */
+static char *spawned_take(pid_t pid)
+{
+	char *path = NULL;
+	pthread_mutex_lock(&spawned_lock);
+	for (struct spawned **pp = &spawned_list; *pp; pp = &(*pp)->next) {
+		if ((*pp)->pid == pid) {
+			struct spawned *s = *pp;
+			*pp = s->next;
+			path = s->log_path;
+			free(s);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&spawned_lock);
+	return path;
+}
+
+/* A dead worker's cgroup directory (vm/confine.c made it), best effort. */
+static void remove_cgroup(pid_t pid)
+{
+	char dir[PATH_MAX];
+	if (pid > 0 && confine_cgroup_dir(pid, dir, sizeof(dir)) == 0)
+		(void)rmdir(dir);
+}
+
+/* The last line of the log that starts with prefix, without its newline. */
+static bool last_line(const char *log_path, const char *prefix, char *out, size_t len)
+{
+	if (!log_path)
+		return false;
+	int fd = open(log_path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	char buf[8192];
+	off_t end = lseek(fd, 0, SEEK_END);
+	off_t from = end > (off_t)sizeof(buf) - 1 ? end - (off_t)sizeof(buf) + 1 : 0;
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, from);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	bool found = false;
+	size_t plen = strlen(prefix);
+	for (char *line = buf; line && *line;) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = 0;
+		if (strncmp(line, prefix, plen) == 0) {
+			snprintf(out, len, "%s", line);
+			found = true;
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	return found;
+}
 
 static struct {
 	pthread_mutex_t dispatch; /* held while handling one event */
@@ -62,9 +156,10 @@ static struct {
 static void reap_orphans(void)
 {
 	for (unsigned i = 0; i < sup.norphans;) {
-		if (waitpid(sup.orphans[i], NULL, WNOHANG) != 0)
+		if (waitpid(sup.orphans[i], NULL, WNOHANG) != 0) {
+			remove_cgroup(sup.orphans[i]);
 			sup.orphans[i] = sup.orphans[--sup.norphans];
-		else
+		} else
 			i++;
 	}
 }
@@ -75,8 +170,10 @@ static void add_orphan(pid_t pid)
 		sup.orphans[sup.norphans++] = pid;
 }
 
-/* How a child ended, waiting briefly: the socket closes a moment before exit. */
-static void death_reason(pid_t pid, char *buf, size_t len)
+/* How a child ended, waiting briefly: the socket closes a moment before exit.
+ * A worker killed by its seccomp filter said which call on its standard
+ * error (the log): that line is the reason's end. */
+static void death_reason(pid_t pid, const char *log_path, char *buf, size_t len)
 {
 	if (pid <= 0) {
 		snprintf(buf, len, "worker closed its control connection");
@@ -86,12 +183,22 @@ static void death_reason(pid_t pid, char *buf, size_t len)
 	for (int i = 0; i < 100; i++) {
 		pid_t r = waitpid(pid, &status, WNOHANG);
 		if (r == pid) {
-			if (WIFSIGNALED(status))
+			char word[320];
+			if (WIFSIGNALED(status) && WTERMSIG(status) == SIGSYS &&
+			    last_line(log_path, "chv: seccomp: ", word, sizeof(word)))
+				snprintf(buf, len, "worker process %d killed by signal %d (%s): %s",
+					 pid, WTERMSIG(status), strsignal(WTERMSIG(status)), word);
+			else if (WIFSIGNALED(status))
 				snprintf(buf, len, "worker process %d killed by signal %d (%s)",
 					 pid, WTERMSIG(status), strsignal(WTERMSIG(status)));
+			else if (WEXITSTATUS(status) &&
+				 last_line(log_path, "chv-vmm: ", word, sizeof(word)))
+				snprintf(buf, len, "worker process %d exited with status %d: %s",
+					 pid, WEXITSTATUS(status), word);
 			else
 				snprintf(buf, len, "worker process %d exited with status %d", pid,
 					 WEXITSTATUS(status));
+			remove_cgroup(pid);
 			return;
 		}
 		if (r < 0) { /* not our child (re-adopted) */
@@ -116,8 +223,8 @@ static void handle_dead(struct wconn *w)
 {
 	epoll_ctl(sup.epfd, EPOLL_CTL_DEL, w->fd, NULL);
 	fail_pending(w);
-	char reason[256];
-	death_reason(w->pid, reason, sizeof(reason));
+	char reason[640];
+	death_reason(w->pid, w->log_path, reason, sizeof(reason));
 	w->pid = 0;
 	if (w->ops->on_dead)
 		w->ops->on_dead(w->ctx, reason);
@@ -155,6 +262,7 @@ static void handle_packet(struct wconn *w, const uint8_t *buf, size_t n)
 
 static void free_wconn(struct wconn *w)
 {
+	free(w->log_path);
 	close(w->fd);
 	pthread_mutex_destroy(&w->lock);
 	pthread_cond_destroy(&w->cond);
@@ -239,6 +347,14 @@ void wconn_supervisor_stop(void)
 	sup.running = false;
 	close(sup.epfd);
 	close(sup.wake);
+	pthread_mutex_lock(&spawned_lock);
+	while (spawned_list) {
+		struct spawned *s = spawned_list;
+		spawned_list = s->next;
+		free(s->log_path);
+		free(s);
+	}
+	pthread_mutex_unlock(&spawned_lock);
 }
 
 int wconn_spawn(const char *vmm, const char *sock_path, const char *log_path, int timeout_ms,
@@ -260,10 +376,17 @@ int wconn_spawn(const char *vmm, const char *sock_path, const char *log_path, in
 	/* Its own session: the worker outlives chvd (restart, upgrade, crash). */
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
 					  POSIX_SPAWN_SETSIGDEF);
-	char *argv[] = {(char *)vmm, "--worker", "--control", (char *)sock_path, NULL};
+	char *argv[9] = {(char *)vmm,	    "--worker",	 "--control",
+			 (char *)sock_path, "--seccomp", worker_args.seccomp};
+	if (worker_args.vm_user[0]) {
+		argv[6] = "--vm-user";
+		argv[7] = worker_args.vm_user;
+	}
 	extern char **environ;
 	unlink(sock_path);
 	int r = posix_spawn(pid, vmm, &fa, &at, argv, environ);
+	if (r == 0)
+		spawned_add(*pid, log_path);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	if (r)
@@ -275,16 +398,19 @@ int wconn_spawn(const char *vmm, const char *sock_path, const char *log_path, in
 		if (stat(sock_path, &st) == 0 && S_ISSOCK(st.st_mode))
 			return 0;
 		int status;
-		if (waitpid(*pid, &status, WNOHANG) == *pid)
+		if (waitpid(*pid, &status, WNOHANG) == *pid) {
+			free(spawned_take(*pid));
 			return chv_err_set(err, -ECHILD,
 					   "worker %s exited at start-up (status %d); see %s", vmm,
 					   WIFEXITED(status) ? WEXITSTATUS(status) : -1, log_path);
+		}
 		struct timespec t;
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >
 		    timeout_ms) {
 			kill(*pid, SIGKILL);
 			waitpid(*pid, NULL, 0);
+			free(spawned_take(*pid));
 			unlink(sock_path); /* in case it appeared at the last moment */
 			return chv_err_set(err, -ETIMEDOUT, "worker did not open %s in %d ms",
 					   sock_path, timeout_ms);
@@ -332,6 +458,7 @@ int wconn_connect(struct wconn **out, const char *sock_path, pid_t pid, const st
 	}
 	w->fd = fd;
 	w->pid = pid;
+	w->log_path = spawned_take(pid);
 	w->ops = ops;
 	w->ctx = ctx;
 	w->next_seq = 1;
@@ -458,6 +585,15 @@ bool wconn_rebind(struct wconn *w, const struct wconn_ops *ops, void *ctx)
 pid_t wconn_pid(const struct wconn *w)
 {
 	return w ? w->pid : 0;
+}
+
+void wconn_set_log(struct wconn *w, const char *log_path)
+{
+	char *p = strdup(log_path);
+	pthread_mutex_lock(&sup.dispatch); /* death_reason reads it under this */
+	free(w->log_path);
+	w->log_path = p;
+	pthread_mutex_unlock(&sup.dispatch);
 }
 
 void wconn_close(struct wconn *w)

@@ -16,7 +16,9 @@ struct wconn_ops {
 	/* On the supervisor thread. */
 	void (*on_notice)(void *ctx, const Chv__Worker__V1__Notice *n);
 	/* Once, when the connection ends (the worker exited or closed it);
-	 * reason says how (exit status or signal when the worker is our child). */
+	 * reason says how (exit status or signal when the worker is our child,
+	 * with the worker's last word from its log: the system call a seccomp
+	 * filter killed it for, or the error it exited with). */
 	void (*on_dead)(void *ctx, const char *reason);
 };
 
@@ -24,8 +26,13 @@ struct wconn_ops {
 chv_must_check int wconn_supervisor_start(struct chv_err *err);
 void wconn_supervisor_stop(void);
 
-/* Spawns `vmm --worker --control sock_path` in its own session, stdout and
- * stderr to log_path, and waits until its socket accepts (timeout_ms). */
+/* What every worker spawned from now on gets on its command line: chvd's
+ * --seccomp (true, log or false; NULL: true) and --vm-user (NULL: none). */
+void wconn_set_worker_options(const char *seccomp, const char *vm_user);
+
+/* Spawns `vmm --worker --control sock_path [--seccomp M] [--vm-user U]` in
+ * its own session, stdout and stderr to log_path, and waits until its socket
+ * accepts (timeout_ms). */
 chv_must_check int wconn_spawn(const char *vmm, const char *sock_path, const char *log_path,
 			       int timeout_ms, pid_t *pid, struct chv_err *err);
 
@@ -57,6 +64,10 @@ bool wconn_rebind(struct wconn *w, const struct wconn_ops *ops, void *ctx);
 int wconn_send(struct wconn *w, Chv__Worker__V1__Request *req);
 
 pid_t wconn_pid(const struct wconn *w);
+
+/* The worker's log moved (a pool worker taken for a VM): where the reason
+ * for a death by a seccomp violation is read from. */
+void wconn_set_log(struct wconn *w, const char *log_path);
 /* Closes our end; the worker keeps running. on_dead is not called after this
  * returns. Safe on NULL. */
 void wconn_close(struct wconn *w);

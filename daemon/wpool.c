@@ -325,6 +325,8 @@ int wpool_take(const struct wconn_ops *ops, void *ctx, const char *log_to, struc
 		if (rename(logp, log_to) < 0)
 			dlog(DLOG_WARNING, NULL, "cannot move %s to %s: %s", logp, log_to,
 			     strerror(errno));
+		else
+			wconn_set_log(e->w, log_to);
 		*w = e->w;
 		*pid = e->pid;
 		free(e);

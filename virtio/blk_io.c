@@ -147,9 +147,52 @@ static int run_sync(struct blk_io_op *op)
 	return -EINVAL;
 }
 
+static blk_io_thread_fn hook_fn;
+static void *hook_ctx;
+
+void blk_io_set_thread_start(blk_io_thread_fn fn, void *ctx)
+{
+	hook_fn = fn;
+	hook_ctx = ctx;
+}
+
+/* The hook, then a report to blk_io_open(); false: the thread must end. */
+static bool thread_begin(struct blk_io *io)
+{
+	struct chv_err e = {0};
+	int rc = io->thread_start ? io->thread_start(io->thread_start_ctx, &e) : 0;
+	pthread_mutex_lock(&io->lock);
+	io->threads_begun++;
+	if (rc < 0 && io->thread_err.code == 0) {
+		io->thread_err = e;
+		io->thread_err.code = rc;
+	}
+	pthread_cond_broadcast(&io->idle); /* idle's waiters re-check: harmless */
+	pthread_mutex_unlock(&io->lock);
+	return rc >= 0;
+}
+
+/* Waits until n threads have run the hook; 0, or the first failure. */
+static int threads_wait(struct blk_io *io, unsigned n, const char *path, struct chv_err *err)
+{
+	if (!io->thread_start)
+		return 0;
+	pthread_mutex_lock(&io->lock);
+	while (io->threads_begun < n)
+		pthread_cond_wait(&io->idle, &io->lock);
+	int rc = io->thread_err.code;
+	pthread_mutex_unlock(&io->lock);
+	if (rc < 0)
+		return chv_err_set(err, rc, "--disk: path=%s: I/O thread: %s", path,
+				   io->thread_err.msg);
+	return 0;
+}
+
 static void *pool_worker(void *arg)
 {
 	struct blk_io *io = arg;
+	if (!thread_begin(io))
+		return NULL;
 	for (;;) {
 		pthread_mutex_lock(&io->lock);
 		while (!io->queue && !io->stopping)
@@ -225,6 +268,8 @@ static void *uring_reaper(void *arg)
 {
 	struct blk_io *io = arg;
 	struct io_uring *ring = io->ring;
+	if (!thread_begin(io))
+		return NULL;
 	for (;;) {
 		pthread_mutex_lock(&io->lock);
 		bool done = io->stopping && io->inflight == 0;
@@ -480,9 +525,14 @@ int blk_io_open(struct blk_io *io, const struct blk_io_opts *o, struct chv_err *
 		return chv_err_set(err, -rc, "--disk: condvar: %s", strerror(rc));
 	}
 	io->lock_init = true;
+	io->thread_start = hook_fn;
+	io->thread_start_ctx = hook_ctx;
 	if (!o->no_uring && start_uring(io, o->depth ? o->depth : DEFAULT_DEPTH) == 0)
-		return 0;
-	return start_pool(io, o->threads ? o->threads : DEFAULT_THREADS, err);
+		return threads_wait(io, 1, path, err);
+	rc = start_pool(io, o->threads ? o->threads : DEFAULT_THREADS, err);
+	if (rc < 0)
+		return rc;
+	return threads_wait(io, io->nworkers, path, err);
 }
 
 void blk_io_close(struct blk_io *io)

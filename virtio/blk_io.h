@@ -61,6 +61,16 @@ struct blk_io_opts {
 	unsigned depth;	  /* io_uring entries; 0: a default */
 };
 
+/* Runs first on every backend thread (the pool's workers, the io_uring
+ * reaper), before it touches a request: the VM layer installs the thread's
+ * system call filter here. Non-zero (a -errno, err saying why) ends the
+ * thread and fails blk_io_open() with err's message. */
+typedef int (*blk_io_thread_fn)(void *ctx, struct chv_err *err);
+
+/* The hook for the images opened from now on, process-wide (chv_virtio
+ * cannot call the VM layer: the program sets it once at start). NULL: none. */
+void blk_io_set_thread_start(blk_io_thread_fn fn, void *ctx);
+
 struct blk_io_counters {
 	uint64_t bounced;  /* direct ops that went through a bounce buffer */
 	uint64_t buffered; /* direct ops sent to the buffered descriptor */
@@ -93,6 +103,12 @@ struct blk_io {
 	struct blk_io_op *queue, *queue_tail;
 	pthread_t *workers;
 	unsigned nworkers;
+
+	/* The thread-start hook as it was at open, and what its runs said. */
+	blk_io_thread_fn thread_start;
+	void *thread_start_ctx;
+	unsigned threads_begun;
+	struct chv_err thread_err;
 
 	struct blk_io_counters counters;
 };

@@ -2,13 +2,16 @@
  * tells what became of the VM (see enum vmm_exit in vm/config.h). */
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "virtio/blk_io.h"
 #include "vm/config.h"
 #include "vm/log.h"
+#include "vm/seccomp.h"
 #include "vm/sink.h"
 #include "vm/vm.h"
 #include "vm/worker.h"
@@ -36,10 +39,18 @@ static void serial_input(void *ctx, const uint8_t *buf, size_t n)
 
 static volatile sig_atomic_t stop_signal;
 
+/* The signal thread's filter install, waited for by main. */
+static sem_t signal_filtered;
+static struct chv_err signal_err;
+
 /* SIGTERM/SIGINT/SIGHUP are blocked in every thread and taken here. */
 static void *signal_thread(void *arg)
 {
 	sigset_t *set = arg;
+	int r = chv_seccomp_thread(SECCOMP_SIGNAL, &signal_err);
+	sem_post(&signal_filtered);
+	if (r < 0)
+		return NULL;
 	for (;;) {
 		int sig;
 		if (sigwait(set, &sig) != 0)
@@ -166,9 +177,21 @@ int main(int argc, char **argv)
 	sigaddset(&block, SIGRTMIN); /* only vCPU threads take the kick signal */
 	signal(SIGPIPE, SIG_IGN);
 	pthread_sigmask(SIG_BLOCK, &block, NULL);
+	chv_seccomp_set_mode(cfg.seccomp);
+	blk_io_set_thread_start(chv_seccomp_blk_hook, NULL);
 	pthread_t sig_thread;
-	if (pthread_create(&sig_thread, NULL, signal_thread, &stop_set) == 0)
+	sem_init(&signal_filtered, 0, 0);
+	if (pthread_create(&sig_thread, NULL, signal_thread, &stop_set) == 0) {
 		pthread_detach(sig_thread);
+		while (sem_wait(&signal_filtered) < 0 && errno == EINTR)
+			;
+	}
+	if (signal_err.code < 0) {
+		fprintf(stderr, "chv-vmm: %s\n", signal_err.msg);
+		log_close();
+		vm_config_free(&cfg);
+		return VMM_EXIT_FAILED;
+	}
 
 	struct sink *serial = NULL;
 	if (cfg.serial.mode != CONSOLE_OFF) {
@@ -180,6 +203,16 @@ int main(int argc, char **argv)
 		}
 		sink_set_input(serial, serial_input, NULL);
 	}
+	/* The main thread builds and runs the VM from here on: its filter is
+	 * the union of every thread kind's (vm/seccomp.c). */
+	if (chv_seccomp_thread(SECCOMP_CONTROL, &err) < 0) {
+		fprintf(stderr, "chv-vmm: VM failed: %s\n", err.msg);
+		sink_close(serial);
+		log_close();
+		vm_config_free(&cfg);
+		return VMM_EXIT_FAILED;
+	}
+	chv_seccomp_test_violation("chv-vmm");
 	int status = run_vm(&cfg, serial);
 	sink_close(serial);
 	log_close();

@@ -12,7 +12,8 @@
  *                  (audit log / dmesg);
  *   SECCOMP_FALSE  nothing is installed.
  *
- * Not wired into the threads yet: see the plan at the top of vm/seccomp.c. */
+ * Where each thread installs its filter: the comment at the top of
+ * vm/seccomp.c, and docs/security.md. */
 #ifndef CHV_VM_SECCOMP_H
 #define CHV_VM_SECCOMP_H
 
@@ -39,5 +40,32 @@ const char *chv_seccomp_thread_name(enum seccomp_thread t);
  * mode out of range) / the libseccomp error, with err saying which. */
 chv_must_check int chv_seccomp_install(enum seccomp_thread t, enum seccomp_mode mode,
 				       struct chv_err *err);
+
+/* The process's mode, set once at start from its command line (chv-vmm
+ * --seccomp; a chvd worker's --seccomp; both default to true). Until it is
+ * set: SECCOMP_FALSE, so a library user that never asks gets no filter. */
+void chv_seccomp_set_mode(enum seccomp_mode mode);
+enum seccomp_mode chv_seccomp_mode(void);
+
+/* chv_seccomp_install(t, chv_seccomp_mode()) with a debug log line; on
+ * failure err says which thread and why (err may be NULL: the message is
+ * logged as an error either way). */
+chv_must_check int chv_seccomp_thread(enum seccomp_thread t, struct chv_err *err);
+
+/* For a thread that has no VM to fail (the device event loop): on an
+ * install failure the message goes to the log and standard error and the
+ * process exits with VMM_EXIT_FAILED, as chv-vmm does for a failed VM. */
+void chv_seccomp_thread_or_exit(enum seccomp_thread t);
+
+/* The blk_io thread-start hook (blk_io_set_thread_start): installs the
+ * io-worker filter in the process's mode. ctx is unused. */
+int chv_seccomp_blk_hook(void *ctx, struct chv_err *err);
+
+/* Test only (tests/integration/t_seccomp.sh): when the environment variable
+ * CHV_TEST_SECCOMP_VIOLATION equals who, the calling thread makes a system
+ * call no filter allows (ptrace PEEKDATA of pid 1, harmless when it is let
+ * through). A no-op otherwise; never set in production. */
+#define CHV_SECCOMP_TEST_ENV "CHV_TEST_SECCOMP_VIOLATION"
+void chv_seccomp_test_violation(const char *who);
 
 #endif

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 
 #include "vm/byte_ring.h"
 #include "vm/log.h"
+#include "vm/seccomp.h"
 
 #define SINK_CHUNK    16384
 #define SINK_DRAIN_MS 500
@@ -51,6 +53,9 @@ struct sink {
 	int wake_fd;
 	pthread_t thread;
 	bool thread_started;
+	/* The thread's filter install, reported before sink_open returns. */
+	sem_t filtered;
+	struct chv_err filter_err;
 	uint8_t chunk[SINK_CHUNK];
 
 	/* SOCKET: the file we created, to remove only that one at close. */
@@ -330,6 +335,10 @@ static void *sink_thread(void *arg)
 {
 	struct sink *s = arg;
 
+	int filtered = chv_seccomp_thread(SECCOMP_SINK, &s->filter_err);
+	sem_post(&s->filtered);
+	if (filtered < 0)
+		return NULL;
 	for (;;) {
 		struct pollfd pfd[3];
 		int n = 0, i_wake, i_listen = -1, i_io = -1;
@@ -416,13 +425,34 @@ static int sink_start_thread(struct sink *s)
 	/* Signals are for the VMM's main thread, and a write to a closed
 	 * pipe must give this thread EPIPE, not kill the process. */
 	sigfillset(&all);
+	if (sem_init(&s->filtered, 0, 0) < 0)
+		return -errno;
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	int rc = pthread_create(&s->thread, NULL, sink_thread, s);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc)
+	if (rc) {
+		sem_destroy(&s->filtered);
 		return -rc;
+	}
+	/* A thread whose filter failed is gone: the sink fails to open. */
+	while (sem_wait(&s->filtered) < 0 && errno == EINTR)
+		;
+	sem_destroy(&s->filtered);
+	if (s->filter_err.code < 0) {
+		pthread_join(s->thread, NULL);
+		return s->filter_err.code;
+	}
 	s->thread_started = true;
 	return 0;
+}
+
+/* The message for a thread that could not start: its filter's, or errno's. */
+static int sink_thread_error(struct sink *s, int rc, const char *what, struct chv_err *err)
+{
+	if (s->filter_err.code < 0)
+		return chv_err_set(err, rc, "%s %s: %s", s->opt, what, s->filter_err.msg);
+	return chv_err_set(err, rc, "%s %s: cannot start the console thread: %s", s->opt, what,
+			   strerror(-rc));
 }
 
 /* Opening. */
@@ -475,8 +505,7 @@ static int sink_open_tty(struct sink *s, struct chv_err *err)
 	s->in_fd = fstat(STDIN_FILENO, &st) == 0 ? STDIN_FILENO : -1;
 	int rc = sink_start_thread(s);
 	if (rc < 0)
-		return chv_err_set(err, rc, "%s tty: cannot start the console thread: %s", s->opt,
-				   strerror(-rc));
+		return sink_thread_error(s, rc, "tty", err);
 	return 0;
 }
 
@@ -558,9 +587,11 @@ static int sink_open_socket(struct sink *s, const char *path, struct chv_err *er
 		return chv_err_set(err, -e, "%s socket=%s: %s", s->opt, path, strerror(e));
 	}
 	rc = sink_start_thread(s);
-	if (rc < 0)
-		return chv_err_set(err, rc, "%s socket=%s: cannot start the console thread: %s",
-				   s->opt, path, strerror(-rc));
+	if (rc < 0) {
+		char what[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
+		snprintf(what, sizeof(what), "socket=%s", path);
+		return sink_thread_error(s, rc, what, err);
+	}
 	return 0;
 }
 

@@ -7,6 +7,7 @@
 
 #include "vm/cpuid.h"
 #include "vm/log.h"
+#include "vm/seccomp.h"
 #include "vm/vm_internal.h"
 
 enum vcpu_action { VCPU_CONTINUE = 0, VCPU_POWEROFF, VCPU_RESET, VCPU_FAIL };
@@ -151,6 +152,9 @@ static void *vcpu_thread(void *arg)
 	sigemptyset(&set);
 	sigaddset(&set, SIGRTMIN);
 	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	struct chv_err err = {0};
+	if (chv_seccomp_thread(SECCOMP_VCPU, &err) < 0)
+		vm_stop(vm, VM_OUT_FAILED, err.msg); /* the loop below does not run */
 
 	while (__atomic_load_n(&vm->outcome, __ATOMIC_ACQUIRE) == VM_OUT_NONE) {
 		if (__atomic_load_n(&vm->pause_req, __ATOMIC_ACQUIRE)) {

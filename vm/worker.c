@@ -23,10 +23,13 @@
 #include <unistd.h>
 
 #include "chv/worker/v1/worker.pb-c.h"
+#include "virtio/blk_io.h"
 #include "vm/byte_ring.h"
 #include "vm/config.h"
 #include "vm/config_proto.h"
+#include "vm/confine.h"
 #include "vm/log.h"
+#include "vm/seccomp.h"
 #include "vm/sink.h"
 #include "vm/vm.h"
 
@@ -37,7 +40,7 @@
 #define CONSOLE_CHUNK	    (64 * 1024)	  /* bytes per console_output notice */
 #define SEND_TIMEOUT_MS	    5000	  /* a controller this slow is dropped */
 #define SHUTDOWN_DEFAULT_MS 10000
-#define MAX_COUNTERS	    32
+#define MAX_COUNTERS	    256 /* exits, devices (8 disks, 8 nets), limiters */
 
 /* gRPC status codes used in replies. */
 enum {
@@ -140,6 +143,8 @@ static int take_value(int argc, char **argv, int *i, const char *name, const cha
 int worker_parse_args(struct worker_opts *o, int argc, char **argv, struct chv_err *err)
 {
 	memset(o, 0, sizeof(*o));
+	o->seccomp = SECCOMP_TRUE;
+	const char *seccomp = NULL;
 	bool worker = false;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
@@ -165,11 +170,28 @@ int worker_parse_args(struct worker_opts *o, int argc, char **argv, struct chv_e
 			return r;
 		if (r)
 			continue;
+		if ((r = take_value(argc, argv, &i, "--vm-user", &o->vm_user, err)) < 0)
+			return r;
+		if (r)
+			continue;
+		if ((r = take_value(argc, argv, &i, "--seccomp", &seccomp, err)) < 0)
+			return r;
+		if (r)
+			continue;
 		return chv_err_set(err, -EINVAL,
-				   "--worker takes only --control PATH, -v and --log-file PATH "
-				   "(got \"%s\")",
+				   "--worker takes only --control PATH, -v, --log-file PATH, "
+				   "--seccomp true|log|false and --vm-user USER (got \"%s\")",
 				   a);
 	}
+	if (seccomp && strcmp(seccomp, "true") == 0)
+		o->seccomp = SECCOMP_TRUE;
+	else if (seccomp && strcmp(seccomp, "log") == 0)
+		o->seccomp = SECCOMP_LOG;
+	else if (seccomp && strcmp(seccomp, "false") == 0)
+		o->seccomp = SECCOMP_FALSE;
+	else if (seccomp)
+		return chv_err_set(err, -EINVAL,
+				   "--seccomp: unknown value \"%s\" (true, false or log)", seccomp);
 	if (!worker)
 		return chv_err_set(err, -EINVAL, "--worker is missing");
 	if (!o->control)
@@ -605,6 +627,19 @@ static int move_socket(struct worker *w, const char *to, struct chv_err *err)
 	return 0;
 }
 
+/* Landlock, once the first build has opened what the VM has: from here on
+ * the control thread (the only one that opens files) and every thread it
+ * starts reach only the VM's own files. */
+static int confine_files(struct worker *w, struct chv_err *err)
+{
+	char dir[sizeof(w->sock_path)];
+	snprintf(dir, sizeof(dir), "%s", w->sock_path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = 0;
+	return confine_landlock(&w->cfg, slash ? dir : ".", err);
+}
+
 static void on_create(struct worker *w, uint64_t seq, const Chv__V1__VmConfig *cfg,
 		      const char *control_path)
 {
@@ -630,6 +665,14 @@ static void on_create(struct worker *w, uint64_t seq, const Chv__V1__VmConfig *c
 		reply_status(w, seq, ST_INVALID_ARGUMENT, err.msg);
 		return;
 	}
+	w->cfg.seccomp = w->opts->seccomp; /* a process option, not the API's */
+	/* Before anything of the VM is opened: what the first build may open, a
+	 * rebuild (reboot) may open again with the same rights. */
+	if ((r = confine_vm(&w->cfg, &err)) < 0) {
+		log_error("worker: %s", err.msg);
+		reply_status(w, seq, ST_FAILED_PRECONDITION, err.msg);
+		return;
+	}
 	/* Under chvd, TTY means "to the daemon": output as notices. */
 	if (w->cfg.serial.mode == CONSOLE_TTY) {
 		w->serial = sink_open_callback(console_out, &w->con);
@@ -644,6 +687,8 @@ static void on_create(struct worker *w, uint64_t seq, const Chv__V1__VmConfig *c
 	}
 	if (r == 0)
 		r = vm_build(w, &err);
+	if (r == 0 && (r = confine_files(w, &err)) < 0)
+		vm_teardown(w);
 	if (r < 0) {
 		log_warn("worker: create failed: %s", err.msg);
 		sink_close(w->serial);
@@ -654,6 +699,19 @@ static void on_create(struct worker *w, uint64_t seq, const Chv__V1__VmConfig *c
 	set_state(w, CHV__V1__VM_STATE__VM_STATE_CREATED, CHV__V1__EVENT_KIND__EVENT_KIND_CREATED,
 		  "created");
 	reply_status(w, seq, ST_OK, NULL);
+}
+
+/* Test only: CHV_TEST_SECCOMP_VIOLATION=<VM id> makes this VM's worker
+ * break its filter once booted (tests/integration/t_seccomp.sh). */
+static void test_violation_of(struct worker *w)
+{
+	const char *base = strrchr(w->sock_path, '/');
+	char id[sizeof(w->sock_path)];
+	snprintf(id, sizeof(id), "%s", base ? base + 1 : w->sock_path);
+	size_t n = strlen(id);
+	if (n > 5 && strcmp(id + n - 5, ".sock") == 0)
+		id[n - 5] = 0;
+	chv_seccomp_test_violation(id);
 }
 
 static void on_boot(struct worker *w, uint64_t seq)
@@ -671,6 +729,7 @@ static void on_boot(struct worker *w, uint64_t seq)
 	set_state(w, CHV__V1__VM_STATE__VM_STATE_RUNNING, CHV__V1__EVENT_KIND__EVENT_KIND_BOOTED,
 		  "booted");
 	reply_status(w, seq, ST_OK, NULL);
+	test_violation_of(w);
 }
 
 static void on_pause_resume(struct worker *w, uint64_t seq, bool pause)
@@ -1065,6 +1124,11 @@ static void worker_loop(struct worker *w)
 
 int worker_main(const struct worker_opts *o)
 {
+	struct chv_err cerr = {0};
+	if (confine_close_fds(&cerr) < 0) {
+		fprintf(stderr, "chv-vmm: %s\n", cerr.msg);
+		return VMM_EXIT_FAILED;
+	}
 	int r = log_init(o->verbosity, o->log_file);
 	if (r < 0) {
 		fprintf(stderr, "chv-vmm: --log-file: cannot open %s: %s\n", o->log_file,
@@ -1098,12 +1162,23 @@ int worker_main(const struct worker_opts *o)
 
 	struct chv_err err = {0};
 	int status = 0;
-	if (worker_setup(w, &err) < 0) {
+	chv_seccomp_set_mode(o->seccomp);
+	blk_io_set_thread_start(chv_seccomp_blk_hook, NULL);
+	struct confine_opts co = {.vm_user = o->vm_user};
+	if (confine_start(&co, &err) < 0) {
+		log_error("%s", err.msg);
+		fprintf(stderr, "chv-vmm: %s\n", err.msg);
+		status = VMM_EXIT_FAILED;
+	} else if (worker_setup(w, &err) < 0) {
 		log_error("%s", err.msg);
 		fprintf(stderr, "chv-vmm: %s\n", err.msg);
 		status = VMM_EXIT_CONFIG;
+	} else if (chv_seccomp_thread(SECCOMP_CONTROL, &err) < 0) {
+		fprintf(stderr, "chv-vmm: %s\n", err.msg);
+		status = VMM_EXIT_FAILED;
 	} else {
 		log_info("worker: listening on %s", o->control);
+		chv_seccomp_test_violation("worker-start");
 		worker_loop(w);
 	}
 	worker_teardown(w);

@@ -8,19 +8,23 @@
 
 #include <stdbool.h>
 
+#include "vm/config.h"
 #include "vm/err.h"
 
 struct worker_opts {
 	const char *control; /* the socket path (--control) */
 	int verbosity;	     /* -v count, 0..3 */
 	const char *log_file;
+	enum seccomp_mode seccomp; /* --seccomp true|log|false (default true) */
+	const char *vm_user;	   /* --vm-user USER: the uid the VM runs as */
 };
 
 /* True when argv asks for worker mode (any argument is "--worker"). */
 bool worker_requested(int argc, char **argv);
 
-/* Parses "--worker --control PATH [-v...] [--log-file PATH]" (nothing else;
- * "--opt=value" also works). The strings point into argv. 0 or -EINVAL with
+/* Parses "--worker --control PATH [-v...] [--log-file PATH]
+ * [--seccomp true|log|false] [--vm-user USER]" (nothing else; "--opt=value"
+ * also works). The strings point into argv. 0 or -EINVAL with
  * err naming the option and the value. */
 chv_must_check int worker_parse_args(struct worker_opts *o, int argc, char **argv,
 				     struct chv_err *err);

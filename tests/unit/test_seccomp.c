@@ -13,18 +13,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "virtio/blk_io.h"
+#include "vm/log.h"
 #include "vm/seccomp.h"
+#include "vm/sink.h"
 
 struct outcome {
 	int status;
@@ -297,6 +303,357 @@ static int body_stacked_open(void)
 	return 104;
 }
 
+/* ---- real code paths under their filters ---- */
+
+static char tmpdir[64];
+
+/* The process as chv-vmm runs it: mode true, the blk hook, the log, and the
+ * control filter on this (the main) thread; every thread started from here
+ * stacks its own. */
+static int as_chv_vmm(void)
+{
+	chv_seccomp_set_mode(SECCOMP_TRUE);
+	blk_io_set_thread_start(chv_seccomp_blk_hook, NULL);
+	char logp[128];
+	snprintf(logp, sizeof(logp), "%s/log", tmpdir);
+	if (log_init(3, logp) < 0)
+		return 1;
+	struct chv_err err = {0};
+	return chv_seccomp_thread(SECCOMP_CONTROL, &err) < 0 ? 2 : 0;
+}
+
+static void op_done(struct blk_io_op *op, int res)
+{
+	*(int *)op->opaque = res;
+}
+
+/* One op at a time, each completed on a backend thread (io_uring reaper or
+ * a pool worker) that runs under the io-worker filter. */
+static int blk_ops(struct blk_io *io, uint8_t seed)
+{
+	static uint8_t wbuf[64 * 1024], rbuf[64 * 1024];
+	memset(wbuf, seed, sizeof(wbuf));
+	memset(rbuf, 0, sizeof(rbuf));
+	struct iovec wv = {wbuf, sizeof(wbuf)}, rv = {rbuf, sizeof(rbuf)};
+	struct blk_io_op ops[5] = {
+	    {.kind = BLK_IO_WRITE, .off = 4096, .len = sizeof(wbuf), .iov = &wv, .iovcnt = 1},
+	    {.kind = BLK_IO_FLUSH},
+	    {.kind = BLK_IO_DISCARD, .off = 1 << 20, .len = 1 << 16},
+	    {.kind = BLK_IO_WRITE_ZEROES, .off = 2 << 20, .len = 1 << 16},
+	    {.kind = BLK_IO_READ, .off = 4096, .len = sizeof(rbuf), .iov = &rv, .iovcnt = 1},
+	};
+	for (int i = 0; i < 5; i++) {
+		int res = 1;
+		ops[i].done = op_done;
+		ops[i].opaque = &res;
+		if (blk_io_submit(io, &ops[i]) < 0)
+			return 10 + i;
+		blk_io_drain(io);
+		if (res != 0)
+			return 20 + i;
+	}
+	return memcmp(wbuf, rbuf, sizeof(rbuf)) == 0 ? 0 : 30;
+}
+
+static int blk_image(bool no_uring, bool direct)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "%s/img", tmpdir);
+	struct blk_io_opts o = {.path = path, .no_uring = no_uring, .direct = direct};
+	struct blk_io io;
+	struct chv_err err = {0};
+	if (blk_io_open(&io, &o, &err) < 0) {
+		dprintf(STDERR_FILENO, "blk_io_open: %s\n", err.msg);
+		blk_io_close(&io);
+		return 40;
+	}
+	if (!no_uring && !blk_io_uses_uring(&io))
+		dprintf(STDERR_FILENO, "note: no io_uring here; the pool ran instead\n");
+	int r = blk_ops(&io, (uint8_t)(no_uring ? 0x5a : 0xa5));
+	blk_io_close(&io);
+	return r;
+}
+
+static int body_blk_uring(void)
+{
+	int r = as_chv_vmm();
+	return r ? r : blk_image(false, false);
+}
+
+static int body_blk_pool(void)
+{
+	int r = as_chv_vmm();
+	if (r == 0)
+		r = blk_image(true, false);
+	return r ? r : blk_image(true, true); /* direct: bounce buffers, /proc reopen */
+}
+
+/* The device loop's part: an epoll over eventfds, the rng's reads of its
+ * source, block requests submitted to io_uring, the log. */
+static void *device_loop_like(void *arg)
+{
+	int *rc = arg;
+	struct chv_err err = {0};
+	*rc = 1;
+	if (chv_seccomp_thread(SECCOMP_DEVICE_LOOP, &err) < 0)
+		return NULL;
+	int ep = *(rc + 1), efd = *(rc + 2), rng = *(rc + 3);
+	struct epoll_event ev;
+	uint64_t v;
+	*rc = 2;
+	if (epoll_wait(ep, &ev, 1, 1000) != 1 || read(efd, &v, sizeof(v)) != sizeof(v))
+		return NULL;
+	uint8_t buf[64];
+	struct iovec iov = {buf, sizeof(buf)};
+	*rc = 3;
+	if (readv(rng, &iov, 1) <= 0)
+		return NULL;
+	log_info("device loop: %llu kicks, %zu random bytes", (unsigned long long)v, sizeof(buf));
+	*rc = 4;
+	struct blk_io *io = *(struct blk_io **)(rc + 4);
+	if (blk_ops(io, 0x3c) != 0)
+		return NULL;
+	*rc = 0;
+	return NULL;
+}
+
+static int body_device_loop(void)
+{
+	int r = as_chv_vmm();
+	if (r)
+		return r;
+	/* The control thread opens the image (as vm_create does); the loop
+	 * submits to it inline. */
+	char path[128];
+	snprintf(path, sizeof(path), "%s/img", tmpdir);
+	struct blk_io_opts o = {.path = path};
+	static struct blk_io io;
+	struct chv_err err = {0};
+	if (blk_io_open(&io, &o, &err) < 0)
+		return 59;
+	int st[4 + sizeof(void *) / sizeof(int)] = {-1, epoll_create1(EPOLL_CLOEXEC),
+						    eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK),
+						    open("/dev/urandom", O_RDONLY | O_CLOEXEC)};
+	struct blk_io *iop = &io;
+	memcpy(st + 4, &iop, sizeof(iop));
+	struct epoll_event ev = {.events = EPOLLIN};
+	if (st[1] < 0 || st[2] < 0 || st[3] < 0 || epoll_ctl(st[1], EPOLL_CTL_ADD, st[2], &ev) < 0)
+		return 60;
+	pthread_t t;
+	if (pthread_create(&t, NULL, device_loop_like, st) != 0)
+		return 61;
+	uint64_t one = 1;
+	if (write(st[2], &one, sizeof(one)) != sizeof(one))
+		return 62;
+	pthread_join(t, NULL);
+	blk_io_close(&io);
+	return st[0] == 0 ? 0 : 70 + st[0];
+}
+
+/* The sink's thread: a file, and a socket with a client reading and writing. */
+static void sink_in(void *ctx, const uint8_t *buf, size_t n)
+{
+	__atomic_add_fetch((size_t *)ctx, n, __ATOMIC_RELAXED);
+	(void)buf;
+}
+
+static int body_sink(void)
+{
+	int r = as_chv_vmm();
+	if (r)
+		return r;
+	char path[128];
+	snprintf(path, sizeof(path), "%s/con", tmpdir);
+	struct console_config file = {.mode = CONSOLE_FILE, .path = path};
+	struct chv_err err = {0};
+	struct sink *f = sink_open(&file, &err);
+	if (!f)
+		return 80;
+	sink_write(f, (const uint8_t *)"to the file\n", 12);
+	sink_close(f);
+	snprintf(path, sizeof(path), "%s/con.sock", tmpdir);
+	struct console_config sock = {.mode = CONSOLE_SOCKET, .path = path};
+	struct sink *s = sink_open(&sock, &err);
+	if (!s) {
+		dprintf(STDERR_FILENO, "%s\n", err.msg);
+		return 81;
+	}
+	size_t got_in = 0;
+	sink_set_input(s, sink_in, &got_in);
+	int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	memcpy(sa.sun_path, path, strlen(path) + 1); /* tmpdir is short */
+	if (c < 0 || connect(c, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		return 82;
+	if (write(c, "typed", 5) != 5)
+		return 83;
+	char buf[64] = {0};
+	size_t n = 0;
+	for (int i = 0; i < 200 && n < 6; i++) {
+		sink_write(s, (const uint8_t *)"hello\n", i == 0 ? 6 : 0);
+		struct timespec ts = {0, 5000000};
+		nanosleep(&ts, NULL);
+		ssize_t k = recv(c, buf + n, sizeof(buf) - 1 - n, MSG_DONTWAIT);
+		if (k > 0)
+			n += (size_t)k;
+	}
+	for (int i = 0; i < 200 && __atomic_load_n(&got_in, __ATOMIC_RELAXED) < 5; i++) {
+		struct timespec ts = {0, 5000000};
+		nanosleep(&ts, NULL);
+	}
+	close(c);
+	sink_close(s);
+	if (strcmp(buf, "hello\n") != 0)
+		return 84;
+	return got_in == 5 ? 0 : 85;
+}
+
+static void *malloc_heavy(void *arg)
+{
+	struct chv_err err = {0};
+	int *rc = arg;
+	if (chv_seccomp_thread((enum seccomp_thread) * rc, &err) < 0)
+		return NULL;
+	/* Small and large blocks, an arena of its own, realloc growth. */
+	void *keep[256] = {0};
+	for (int round = 0; round < 4; round++)
+		for (int i = 0; i < 256; i++) {
+			size_t n = (size_t)(16 << (i % 17));
+			free(keep[i]);
+			keep[i] = malloc(n);
+			if (!keep[i])
+				return NULL;
+			memset(keep[i], i, n < 4096 ? n : 4096);
+			keep[i] = realloc(keep[i], n * 2);
+		}
+	for (int i = 0; i < 256; i++)
+		free(keep[i]);
+	log_debug("malloc-heavy thread done");
+	*rc = 0;
+	return NULL;
+}
+
+static int body_malloc_every_kind(void)
+{
+	int r = as_chv_vmm();
+	if (r)
+		return r;
+	for (int k = 0; k < SECCOMP_THREAD__COUNT; k++) {
+		int rc = k;
+		pthread_t t;
+		if (pthread_create(&t, NULL, malloc_heavy, &rc) != 0)
+			return 90;
+		pthread_join(t, NULL);
+		if (rc != 0)
+			return 91 + k;
+	}
+	return 0;
+}
+
+static void make_tmp(void)
+{
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/chv-seccomp.XXXXXX");
+	assert_non_null(mkdtemp(tmpdir));
+	char img[128];
+	snprintf(img, sizeof(img), "%s/img", tmpdir);
+	int fd = open(img, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 4 << 20), 0);
+	close(fd);
+}
+
+static void rm_tmp(void)
+{
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	assert_int_equal(system(cmd), 0);
+}
+
+static void run_real(int (*body)(void))
+{
+	make_tmp();
+	struct outcome o;
+	run_child(SECCOMP_CONTROL, SECCOMP_FALSE, body, &o);
+	assert_exit_ok(&o);
+	rm_tmp();
+}
+
+static void test_blk_uring_under_filters(void **state)
+{
+	(void)state;
+	run_real(body_blk_uring);
+}
+
+static void test_blk_pool_under_filters(void **state)
+{
+	(void)state;
+	run_real(body_blk_pool);
+}
+
+static void test_device_loop_under_filters(void **state)
+{
+	(void)state;
+	run_real(body_device_loop);
+}
+
+static void test_sink_under_filters(void **state)
+{
+	(void)state;
+	run_real(body_sink);
+}
+
+static void test_malloc_under_every_filter(void **state)
+{
+	(void)state;
+	run_real(body_malloc_every_kind);
+}
+
+static int hook_fails(void *ctx, struct chv_err *err)
+{
+	(void)ctx;
+	return chv_err_set(err, -ENOMEM, "seccomp: io-worker thread: test failure");
+}
+
+/* A thread-start hook that fails fails the open, with its message. */
+static void test_blk_hook_failure_fails_open(void **state)
+{
+	(void)state;
+	make_tmp();
+	char path[128];
+	snprintf(path, sizeof(path), "%s/img", tmpdir);
+	for (int pool = 0; pool < 2; pool++) {
+		blk_io_set_thread_start(hook_fails, NULL);
+		struct blk_io_opts o = {.path = path, .no_uring = pool};
+		struct blk_io io;
+		struct chv_err err = {0};
+		assert_int_equal(blk_io_open(&io, &o, &err), -ENOMEM);
+		blk_io_close(&io);
+		blk_io_set_thread_start(NULL, NULL);
+		assert_non_null(
+		    strstr(err.msg, "I/O thread: seccomp: io-worker thread: test failure"));
+		assert_non_null(strstr(err.msg, path));
+	}
+	rm_tmp();
+}
+
+static int body_test_violation(void)
+{
+	setenv(CHV_SECCOMP_TEST_ENV, "here", 1);
+	chv_seccomp_test_violation("elsewhere"); /* not this one: nothing */
+	chv_seccomp_test_violation("here");
+	return 0;
+}
+
+static void test_violation_trigger(void **state)
+{
+	(void)state;
+	struct outcome o;
+	run_child(SECCOMP_CONTROL, SECCOMP_TRUE, body_test_violation, &o);
+	assert_killed_naming(&o, "control", "ptrace");
+	run_child(SECCOMP_CONTROL, SECCOMP_LOG, body_test_violation, &o);
+	assert_exit_ok(&o);
+}
+
 /* ---- tests ---- */
 
 static void test_every_kind_allows_its_runtime(void **state)
@@ -497,6 +854,13 @@ int main(void)
 	    cmocka_unit_test(test_filters_stack_on_control),
 	    cmocka_unit_test(test_bad_arguments),
 	    cmocka_unit_test(test_thread_names),
+	    cmocka_unit_test(test_blk_uring_under_filters),
+	    cmocka_unit_test(test_blk_pool_under_filters),
+	    cmocka_unit_test(test_device_loop_under_filters),
+	    cmocka_unit_test(test_sink_under_filters),
+	    cmocka_unit_test(test_malloc_under_every_filter),
+	    cmocka_unit_test(test_blk_hook_failure_fails_open),
+	    cmocka_unit_test(test_violation_trigger),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
