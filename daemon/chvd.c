@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -26,15 +28,21 @@
 #include "daemon/services.h"
 #include "daemon/store.h"
 #include "daemon/vms.h"
+#include "daemon/wconn.h"
 
 struct options {
 	char listen[PATH_MAX];
+	char listen_ro[PATH_MAX]; /* --listen-ro: "" when not given */
+	const char *socket_group; /* --socket-group as given, NULL: none */
+	gid_t socket_gid;
 	char state_dir[PATH_MAX];
 	char runtime_dir[PATH_MAX];
 	char vmm[PATH_MAX];
 	unsigned max_vms;
 	unsigned warm_workers;
 	bool shutdown_vms_on_exit;
+	const char *seccomp; /* --seccomp for the workers: true, log or false */
+	const char *vm_user; /* --vm-user: NULL when not given */
 	int verbosity;
 	/* --listen-tcp: NULL when not given. */
 	const char *tcp;
@@ -54,6 +62,11 @@ static const char usage_text[] =
     "                          passed by systemd (socket activation) is used instead\n"
     "  --state-dir DIR         VM definitions (default /var/lib/chvd as root,\n"
     "                          $XDG_STATE_HOME/chvd otherwise)\n"
+    "  --listen-ro PATH        also serve a read-only API socket: Ping, Info, List,\n"
+    "                          Counters, WatchEvents and health checks only (systemd:\n"
+    "                          the passed socket named \"ro\" is used instead)\n"
+    "  --socket-group NAME|GID the group of the API sockets (mode 0660: its members may\n"
+    "                          use them; default: chvd's group)\n"
     "  --runtime-dir DIR       worker sockets and logs (default: the socket's directory)\n"
     "  --vmm PATH              the chv-vmm binary (default: next to chvd)\n"
     "  --listen-tcp HOST:PORT  also serve the API on TCP, with mutual TLS (PORT 0:\n"
@@ -67,6 +80,10 @@ static const char usage_text[] =
     "  --warm-workers N        idle workers kept started for the next Creates\n"
     "                          (default 2; 0: start each worker on Create)\n"
     "  --shutdown-vms-on-exit  stop every VM on SIGTERM (default: leave them running)\n"
+    "  --seccomp true|log|false  the workers' system call filters (default true;\n"
+    "                          log: only log what would be killed)\n"
+    "  --vm-user USER          workers run their VM as this unprivileged user\n"
+    "                          (docs/security.md)\n"
     "  -v, --verbose           more logging (repeat for debug)\n"
     "  -h, --help  -V, --version\n";
 
@@ -144,6 +161,30 @@ static int check_tcp_options(const struct options *o)
 	return 0;
 }
 
+/* --socket-group: a group name, or a numeric gid (which need not be named). */
+static int resolve_group(const char *v, gid_t *gid)
+{
+	char *end;
+	errno = 0;
+	unsigned long n = strtoul(v, &end, 10);
+	if (v[0] >= '0' && v[0] <= '9' && !*end) {
+		if (errno || n >= (gid_t)-1)
+			return usage_error("--socket-group: \"%s\" is not a valid gid", v);
+		*gid = (gid_t)n;
+		return 0;
+	}
+	struct group gr, *found = NULL;
+	char buf[16384];
+	int e = getgrnam_r(v, &gr, buf, sizeof(buf), &found);
+	if (e)
+		return usage_error("--socket-group: cannot look up group \"%s\": %s", v,
+				   strerror(e));
+	if (!found)
+		return usage_error("--socket-group: there is no group \"%s\"", v);
+	*gid = gr.gr_gid;
+	return 0;
+}
+
 static int parse_options(struct options *o, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -154,11 +195,15 @@ static int parse_options(struct options *o, int argc, char **argv)
 	    {"max-vms", required_argument, NULL, 'n'},
 	    {"warm-workers", required_argument, NULL, 'w'},
 	    {"shutdown-vms-on-exit", no_argument, NULL, 'x'},
+	    {"seccomp", required_argument, NULL, 'S'},
+	    {"vm-user", required_argument, NULL, 'U'},
 	    {"listen-tcp", required_argument, NULL, 't'},
 	    {"tls-cert", required_argument, NULL, 'c'},
 	    {"tls-key", required_argument, NULL, 'k'},
 	    {"tls-client-ca", required_argument, NULL, 'a'},
 	    {"insecure", no_argument, NULL, 'i'},
+	    {"listen-ro", required_argument, NULL, 'o'},
+	    {"socket-group", required_argument, NULL, 'g'},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
@@ -229,6 +274,21 @@ static int parse_options(struct options *o, int argc, char **argv)
 		case 'x':
 			o->shutdown_vms_on_exit = true;
 			break;
+		case 'S':
+			if (strcmp(optarg, "true") && strcmp(optarg, "log") &&
+			    strcmp(optarg, "false"))
+				return usage_error(
+				    "--seccomp: unknown value \"%s\" (true, log or false)", optarg);
+			o->seccomp = optarg;
+			break;
+		case 'U': {
+			struct passwd *pw = getpwnam(optarg);
+			if (!pw || pw->pw_uid == 0)
+				return usage_error("--vm-user: %s is not an unprivileged user",
+						   optarg);
+			o->vm_user = optarg;
+			break;
+		}
 		case 't':
 			o->tcp = optarg;
 			break;
@@ -243,6 +303,15 @@ static int parse_options(struct options *o, int argc, char **argv)
 			break;
 		case 'i':
 			o->insecure = true;
+			break;
+		case 'o':
+			if ((r = set_path(o->listen_ro, "--listen-ro", optarg)))
+				return r;
+			break;
+		case 'g':
+			if ((r = resolve_group(optarg, &o->socket_gid)))
+				return r;
+			o->socket_group = optarg;
 			break;
 		case 'v':
 			o->verbosity++;
@@ -263,6 +332,9 @@ static int parse_options(struct options *o, int argc, char **argv)
 		return usage_error("unexpected argument \"%s\"", argv[optind]);
 	if (!runtime_set)
 		dir_of(o->listen, o->runtime_dir);
+	if (o->listen_ro[0] && strcmp(o->listen_ro, o->listen) == 0)
+		return usage_error("--listen-ro: %s is the read-write socket (--listen) too",
+				   o->listen_ro);
 	return check_tcp_options(o);
 }
 
@@ -304,51 +376,139 @@ static int take_lock(const char *listen, struct chv_err *err)
 	return fd; /* held for the process's life */
 }
 
-static int listen_socket(const char *path, bool *ours, struct chv_err *err)
+/* The directory of an API socket: created 0755 (group members must reach
+ * the socket, whose own mode 0660 keeps everyone else out); one that every
+ * user may write is refused: anyone could replace the socket there. */
+static int socket_dir(const char *opt, const char *path, const struct options *o,
+		      struct chv_err *err)
 {
-	int n = sd_listen_fds(1);
-	if (n > 0) {
-		int fd = SD_LISTEN_FDS_START;
-		if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0)
-			return chv_err_set(
-			    err, -EINVAL,
-			    "the socket systemd passed is not a listening unix stream socket");
-		*ours = false;
-		dlog(DLOG_NOTICE, NULL, "serving the socket systemd passed (fd %d)", fd);
-		return fd;
-	}
+	char dir[PATH_MAX];
+	dir_of(path, dir);
+	mode_t old = umask(022); /* no other thread runs yet */
+	int r = mkdir_p(dir, 0755);
+	umask(old);
+	struct stat st;
+	if (r < 0 || stat(dir, &st) < 0)
+		return chv_err_set(err, r < 0 ? r : -errno, "%s: cannot create %s: %s", opt, dir,
+				   strerror(r < 0 ? -r : errno));
+	if (!S_ISDIR(st.st_mode))
+		return chv_err_set(err, -ENOTDIR, "%s: %s is not a directory", opt, dir);
+	if (st.st_mode & S_IWOTH)
+		return chv_err_set(err, -EPERM,
+				   "%s: %s is writable by every user (mode %04o): another user "
+				   "could replace the socket there; use a directory that only "
+				   "chvd's user can write",
+				   opt, dir, (unsigned)(st.st_mode & 07777));
+	bool group_enters =
+	    (st.st_mode & S_IXOTH) || (st.st_gid == o->socket_gid && (st.st_mode & S_IXGRP));
+	if (o->socket_group && !group_enters)
+		dlog(DLOG_WARNING, NULL,
+		     "--socket-group %s: its members cannot reach %s: %s is mode %04o",
+		     o->socket_group, path, dir, (unsigned)(st.st_mode & 07777));
+	return 0;
+}
+
+/* Our own API socket at path (its directory made by socket_dir()): mode
+ * 0660, group --socket-group, both set before listen() so that no
+ * connection is accepted with other permissions. */
+static int listen_unix(const char *opt, const char *path, const struct options *o,
+		       struct chv_err *err)
+{
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(a.sun_path))
-		return chv_err_set(err, -ENAMETOOLONG, "--listen: %s is too long for a unix socket",
+		return chv_err_set(err, -ENAMETOOLONG, "%s: %s is too long for a unix socket", opt,
 				   path);
 	strcpy(a.sun_path, path);
 	struct stat st;
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode))
-			return chv_err_set(err, -EEXIST, "--listen: %s exists and is not a socket",
+			return chv_err_set(err, -EEXIST, "%s: %s exists and is not a socket", opt,
 					   path);
 		unlink(path); /* stale: we hold the lock */
 	}
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return chv_err_set(err, -errno, "socket: %s", strerror(errno));
-	mode_t old = umask(0117); /* 0660 */
+	const char *step = "bind";
 	int r = bind(fd, (struct sockaddr *)&a, sizeof(a));
-	umask(old);
-	if (r < 0 || listen(fd, 128) < 0) {
+	if (r == 0 && o->socket_group) {
+		step = "chown";
+		r = chown(path, (uid_t)-1, o->socket_gid);
+	}
+	if (r == 0) {
+		step = "chmod";
+		r = chmod(path, 0660);
+	}
+	if (r == 0) {
+		step = "listen";
+		r = listen(fd, 128);
+	}
+	if (r < 0) {
 		int e = errno;
 		close(fd);
-		return chv_err_set(err, -e, "--listen: cannot listen on %s: %s", path, strerror(e));
+		if (strcmp(step, "bind"))
+			unlink(path);
+		if (strcmp(step, "chown") == 0)
+			return chv_err_set(
+			    err, -e, "--socket-group %s: cannot give %s to gid %u: %s",
+			    o->socket_group, path, (unsigned)o->socket_gid, strerror(e));
+		return chv_err_set(err, -e, "%s: cannot listen on %s (%s): %s", opt, path, step,
+				   strerror(e));
 	}
-	*ours = true;
 	return fd;
 }
 
-static void on_connect(void *ctx, int fd, pid_t pid, uid_t uid, gid_t gid)
+/* The sockets systemd passed (socket activation): the one named "ro"
+ * (FileDescriptorName=ro) is read-only, any other the read-write one.
+ * *api stays -1 when systemd passed nothing. */
+static int passed_sockets(int *api, int *ro, struct chv_err *err)
+{
+	char **names = NULL;
+	int n = sd_listen_fds_with_names(1, &names);
+	int r = 0;
+
+	*api = *ro = -1;
+	if (n < 0)
+		return chv_err_set(err, n, "socket activation: %s", strerror(-n));
+	for (int i = 0; i < n; i++) {
+		int fd = SD_LISTEN_FDS_START + i;
+		const char *name = names && names[i] ? names[i] : "";
+		int *slot = strcmp(name, "ro") == 0 ? ro : api;
+		if (r < 0) {
+		} else if (sd_is_socket_unix(fd, SOCK_STREAM, 1, NULL, 0) <= 0) {
+			r = chv_err_set(err, -EINVAL,
+					"the socket systemd passed as fd %d (name \"%s\") is not a "
+					"listening unix stream socket",
+					fd, name);
+		} else if (*slot >= 0) {
+			r = chv_err_set(
+			    err, -EINVAL,
+			    "systemd passed two %s sockets (fds %d and %d); chvd serves "
+			    "one of each (FileDescriptorName=ro for the read-only one)",
+			    slot == ro ? "read-only" : "read-write", *slot, fd);
+		} else {
+			*slot = fd;
+			dlog(DLOG_NOTICE, NULL, "serving the %s socket systemd passed (fd %d%s%s)",
+			     slot == ro ? "read-only" : "read-write", fd, name[0] ? ", name " : "",
+			     name);
+		}
+		if (names)
+			free(names[i]);
+	}
+	free(names);
+	if (r == 0 && n > 0 && *api < 0)
+		r = chv_err_set(err, -EINVAL,
+				"systemd passed only a read-only socket (FileDescriptorName=ro); "
+				"the read-write one is missing");
+	return r;
+}
+
+static void on_accept(void *ctx, const struct rpc_peer *p)
 {
 	(void)ctx;
-	dlog(DLOG_INFO, NULL, "connection fd %d from pid %d uid %u gid %u", fd, (int)pid,
-	     (unsigned)uid, (unsigned)gid);
+	/* The audit trail is on by default: notice is chvd's default level. */
+	dlog(DLOG_NOTICE, NULL, "connection fd %d from pid %d uid %u gid %u%s", p->fd, (int)p->pid,
+	     (unsigned)p->uid, (unsigned)p->gid, p->read_only ? " on the read-only socket" : "");
 }
 
 /* Reads a PEM file that must hold marker ("CERTIFICATE-----", "PRIVATE
@@ -468,25 +628,63 @@ static int listen_tcp(struct rpc_server *srv, const struct options *o, const str
 	return 0;
 }
 
-/* Audit: who called what. TCP callers are logged at info, local ones at
- * debug (their connection was logged when accepted). */
+/* The request's vm_id (every Vm call has one) made safe for a log line:
+ * at most 64 bytes, anything but printable ASCII shown as '?'. */
+static const char *audit_vm_id(struct rpc_call *call, char *buf, size_t len)
+{
+	const ProtobufCMessage *req = rpc_call_request(call);
+	const ProtobufCFieldDescriptor *f =
+	    req ? protobuf_c_message_descriptor_get_field_by_name(req->descriptor, "vm_id") : NULL;
+	if (!f || f->type != PROTOBUF_C_TYPE_STRING || f->label == PROTOBUF_C_LABEL_REPEATED)
+		return NULL;
+	const char *v = *(const char *const *)((const char *)req + f->offset);
+	if (!v || !v[0])
+		return NULL;
+	size_t n = 0;
+	for (; v[n] && n < VM_ID_MAX && n + 4 < len; n++)
+		buf[n] = v[n] > ' ' && v[n] < 0x7f ? v[n] : '?';
+	snprintf(buf + n, len - n, "%s", v[n] ? "..." : "");
+	return buf;
+}
+
+/* Audit: who called what. Calls that change something are logged at info
+ * with the VM they name; read-only calls from local peers at debug (their
+ * connection was logged when accepted). TCP callers always at info. */
 static void on_call(void *ctx, struct rpc_call *call, const char *method)
 {
 	(void)ctx;
+	const struct rpc_method *m = rpc_call_method(call);
+	bool mutating = m && !m->read_only;
+	char idbuf[VM_ID_MAX + 8];
+	const char *vm = audit_vm_id(call, idbuf, sizeof(idbuf));
 	struct rpc_identity id;
 	rpc_call_identity(call, &id);
 	if (id.tls) {
-		dlog(DLOG_INFO, NULL, "%s from %s, client certificate \"%s\"", method, id.address,
-		     id.subject);
+		dlog(mutating ? DLOG_NOTICE : DLOG_INFO, vm,
+		     "%s from %s, client certificate \"%s\"", method, id.address, id.subject);
 	} else if (strncmp(id.address, "fd:", 3) == 0) {
 		pid_t pid;
 		uid_t uid;
-		rpc_call_peer(call, &pid, &uid, NULL);
-		dlog(DLOG_DEBUG, NULL, "%s from pid %d uid %u", method, (int)pid, (unsigned)uid);
+		gid_t gid;
+		rpc_call_peer(call, &pid, &uid, &gid);
+		dlog(mutating ? DLOG_NOTICE : DLOG_DEBUG, vm, "%s from pid %d uid %u gid %u%s",
+		     method, (int)pid, (unsigned)uid, (unsigned)gid,
+		     rpc_call_read_only(call) ? " (read-only socket)" : "");
 	} else {
-		dlog(DLOG_INFO, NULL, "%s from %s (no TLS)", method,
+		dlog(DLOG_INFO, vm, "%s from %s (no TLS)", method,
 		     id.address[0] ? id.address : "unknown peer");
 	}
+}
+
+static void on_denied(void *ctx, struct rpc_call *call, const char *method)
+{
+	(void)ctx;
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	rpc_call_peer(call, &pid, &uid, &gid);
+	dlog(DLOG_NOTICE, NULL, "refused %s from pid %d uid %u gid %u: read-only socket", method,
+	     (int)pid, (unsigned)uid, (unsigned)gid);
 }
 
 static void on_api_shutdown(bool shutdown_vms)
@@ -527,17 +725,30 @@ int main(int argc, char **argv)
 		tls_unload(&pems);
 		return 1;
 	}
-	char sockdir[PATH_MAX];
-	dir_of(o.listen, sockdir);
-	if ((r = mkdir_p(sockdir, 0755)) < 0 || (r = mkdir_p(o.runtime_dir, 0700)) < 0) {
-		fprintf(stderr, "chvd: cannot create %s or %s: %s\n", sockdir, o.runtime_dir,
-			strerror(-r));
-		return 1;
-	}
-	if (take_lock(o.listen, &err) < 0 || store_init(o.state_dir, &err) < 0) {
+	/* Before any thread starts: socket_dir() changes the umask. */
+	int lfd = -1, rofd = -1;
+	if (passed_sockets(&lfd, &rofd, &err) < 0 ||
+	    socket_dir("--listen", o.listen, &o, &err) < 0 ||
+	    (o.listen_ro[0] && rofd < 0 && socket_dir("--listen-ro", o.listen_ro, &o, &err) < 0)) {
 		fprintf(stderr, "chvd: %s\n", err.msg);
 		return 1;
 	}
+	if (lfd >= 0 && o.socket_group)
+		dlog(DLOG_WARNING, NULL,
+		     "--socket-group %s: ignored for the sockets systemd passed (SocketGroup= in "
+		     "the socket unit sets theirs)",
+		     o.socket_group);
+	if ((r = mkdir_p(o.runtime_dir, 0700)) < 0) {
+		fprintf(stderr, "chvd: cannot create %s: %s\n", o.runtime_dir, strerror(-r));
+		return 1;
+	}
+	bool own_api = lfd < 0, own_ro = o.listen_ro[0] && rofd < 0;
+	if (take_lock(o.listen, &err) < 0 || (own_ro && take_lock(o.listen_ro, &err) < 0) ||
+	    store_init(o.state_dir, &err) < 0) {
+		fprintf(stderr, "chvd: %s\n", err.msg);
+		return 1;
+	}
+	wconn_set_worker_options(o.seccomp, o.vm_user);
 	struct vms_config vc = {o.vmm, o.runtime_dir, o.max_vms, o.warm_workers};
 	if (vms_init(&vc, &err) < 0 || pool_start(8, &err) < 0) {
 		fprintf(stderr, "chvd: %s\n", err.msg);
@@ -545,19 +756,23 @@ int main(int argc, char **argv)
 	}
 	vms_restore();
 
-	bool ours = false;
-	int lfd = listen_socket(o.listen, &ours, &err);
+	if (own_api)
+		lfd = listen_unix("--listen", o.listen, &o, &err);
+	if (lfd >= 0 && own_ro)
+		rofd = listen_unix("--listen-ro", o.listen_ro, &o, &err);
 	struct rpc_server *srv = NULL;
-	struct rpc_server_opts so = {.on_connect = on_connect, .on_call = on_call};
+	struct rpc_server_opts so = {
+	    .on_accept = on_accept, .on_call = on_call, .on_denied = on_denied};
 	struct health *health = NULL;
 	size_t nm;
 	const struct rpc_method *m = services_methods(&nm, on_api_shutdown);
 	size_t nh;
 	const struct rpc_method *hm;
-	if (lfd < 0 || rpc_server_create(&srv, &so, &err) < 0 ||
+	if (lfd < 0 || (own_ro && rofd < 0) || rpc_server_create(&srv, &so, &err) < 0 ||
 	    rpc_server_add_methods(srv, m, nm, &err) < 0 || (r = health_create(&health)) < 0 ||
 	    !(hm = health_methods(health, &nh)) || rpc_server_add_methods(srv, hm, nh, &err) < 0 ||
 	    rpc_server_add_listener(srv, lfd, &err) < 0 ||
+	    (rofd >= 0 && rpc_server_add_read_only_listener(srv, rofd, &err) < 0) ||
 	    (o.tcp && listen_tcp(srv, &o, &pems, &err) < 0) || rpc_server_start(srv, &err) < 0) {
 		fprintf(stderr, "chvd: %s\n", err.msg);
 		return 1;
@@ -566,7 +781,9 @@ int main(int argc, char **argv)
 	if (health_set(health, "chv.v1.Vm", HEALTH_SERVING) < 0 ||
 	    health_set(health, "chv.v1.Vmm", HEALTH_SERVING) < 0)
 		dlog(DLOG_WARNING, NULL, "cannot publish the health of the services");
-	dlog(DLOG_NOTICE, NULL, "chvd %s serving %s (state %s, workers %s)", CHV_VERSION, o.listen,
+	dlog(DLOG_NOTICE, NULL, "chvd %s serving %s%s%s%s (state %s, workers %s)", CHV_VERSION,
+	     own_api ? o.listen : "the passed socket", rofd >= 0 ? ", read-only " : "",
+	     own_ro ? o.listen_ro : "", rofd >= 0 && !own_ro ? "the passed socket" : "",
 	     o.state_dir, o.vmm);
 	sd_notify(0, "READY=1");
 	notify_status();
@@ -595,7 +812,9 @@ int main(int argc, char **argv)
 	rpc_server_shutdown(srv, 2000);
 	pool_stop();
 	health_destroy(health);
-	if (ours)
+	if (own_api)
 		unlink(o.listen);
+	if (own_ro)
+		unlink(o.listen_ro);
 	return 0;
 }

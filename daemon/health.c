@@ -129,6 +129,7 @@ int health_create(struct health **out)
 	    .resp = &grpc__health__v1__health_check_response__descriptor,
 	    .handler = check,
 	    .ctx = h,
+	    .read_only = true,
 	};
 	h->methods[1] = (struct rpc_method){
 	    .path = "/grpc.health.v1.Health/Watch",
@@ -137,6 +138,7 @@ int health_create(struct health **out)
 	    .resp = &grpc__health__v1__health_check_response__descriptor,
 	    .handler = watch,
 	    .ctx = h,
+	    .read_only = true,
 	};
 	*out = h;
 	return 0;

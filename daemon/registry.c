@@ -41,11 +41,17 @@ void *pb_dup(const void *msg)
 	const ProtobufCMessage *m = msg;
 	size_t n = protobuf_c_message_get_packed_size(m);
 	uint8_t *buf = malloc(n ? n : 1);
-	if (!buf)
+	if (!buf) {
+		errno = ENOMEM;
 		return NULL;
+	}
 	protobuf_c_message_pack(m, buf);
 	ProtobufCMessage *copy = protobuf_c_message_unpack(m->descriptor, NULL, n, buf);
 	free(buf);
+	/* protobuf-c keeps unknown fields it cannot read back (one numbered
+	 * 0, say): a message from a client may not survive the round trip. */
+	if (!copy)
+		errno = EINVAL;
 	return copy;
 }
 

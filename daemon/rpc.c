@@ -67,11 +67,15 @@ bool rpc_server_peer_find(struct rpc_server *s, int fd, struct rpc_peer *out)
 	return found;
 }
 
-/* Remembers who is on the other end of fd (replacing what an earlier,
- * closed connection with the same number left) and tells on_connect. */
-static void peer_record(struct rpc_server *s, int fd)
+/* Remembers who is on the other end of fd and through which kind of
+ * listener (replacing what an earlier, closed connection with the same
+ * number left) and tells on_connect/on_accept. A connection whose record
+ * cannot be kept must not be served: its calls would lose the read-only
+ * restriction. */
+static int peer_record(struct rpc_server *s, int fd, bool read_only)
 {
-	struct rpc_peer p = {.fd = fd, .pid = -1, .uid = (uid_t)-1, .gid = (gid_t)-1};
+	struct rpc_peer p = {
+	    .fd = fd, .pid = -1, .uid = (uid_t)-1, .gid = (gid_t)-1, .read_only = read_only};
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 
@@ -88,14 +92,19 @@ static void peer_record(struct rpc_server *s, int fd)
 		s->peers[i] = p;
 	} else {
 		struct rpc_peer *n = realloc(s->peers, (s->npeers + 1) * sizeof(*n));
-		if (n) {
-			s->peers = n;
-			s->peers[s->npeers++] = p;
+		if (!n) {
+			pthread_mutex_unlock(&s->lock);
+			return -ENOMEM;
 		}
+		s->peers = n;
+		s->peers[s->npeers++] = p;
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (s->opts.on_connect)
 		s->opts.on_connect(s->opts.on_connect_ctx, fd, p.pid, p.uid, p.gid);
+	if (s->opts.on_accept)
+		s->opts.on_accept(s->opts.on_accept_ctx, &p);
+	return 0;
 }
 
 static int set_nonblock(int fd)
@@ -107,9 +116,13 @@ static int set_nonblock(int fd)
 }
 
 /* gRPC stalls on blocking fds, and owns fd from here on. */
-static void serve_fd(struct rpc_server *s, int fd)
+static void serve_fd(struct rpc_server *s, int fd, bool read_only)
 {
-	peer_record(s, fd);
+	if (peer_record(s, fd, read_only) < 0) {
+		fprintf(stderr, "chvd: rpc: out of memory: dropping connection fd %d\n", fd);
+		close(fd);
+		return;
+	}
 	grpc_server_add_channel_from_fd(s->gs, fd, s->creds);
 }
 
@@ -131,7 +144,7 @@ static void *accept_thread(void *arg)
 		return NULL;
 	}
 	for (size_t i = 0; i < n; i++)
-		pfd[i] = (struct pollfd){.fd = s->listeners[i], .events = POLLIN};
+		pfd[i] = (struct pollfd){.fd = s->listeners[i].fd, .events = POLLIN};
 	pfd[n] = (struct pollfd){.fd = s->wake_fd, .events = POLLIN};
 
 	for (;;) {
@@ -152,7 +165,7 @@ static void *accept_thread(void *arg)
 				int fd =
 				    accept4(pfd[i].fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 				if (fd >= 0) {
-					serve_fd(s, fd);
+					serve_fd(s, fd, s->listeners[i].read_only);
 					continue;
 				}
 				if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
@@ -192,7 +205,7 @@ static void server_free(struct rpc_server *s)
 	if (s->creds)
 		grpc_server_credentials_release(s->creds);
 	for (size_t i = 0; i < s->nlisteners; i++)
-		close(s->listeners[i]);
+		close(s->listeners[i].fd);
 	for (size_t i = 0; i < s->npending; i++)
 		close(s->pending_fds[i]);
 	if (s->wake_fd >= 0)
@@ -201,6 +214,7 @@ static void server_free(struct rpc_server *s)
 	free(s->pending_fds);
 	free(s->regs);
 	free(s->peers);
+	free(s->denied_hint);
 	free(s->threads);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
@@ -325,7 +339,7 @@ int rpc_server_add_methods(struct rpc_server *s, const struct rpc_method *m, siz
 	return 0;
 }
 
-int rpc_server_add_listener(struct rpc_server *s, int fd, struct chv_err *err)
+static int add_listener(struct rpc_server *s, int fd, bool read_only, struct chv_err *err)
 {
 	int acc = 0, type = 0;
 	socklen_t len = sizeof(int);
@@ -342,15 +356,25 @@ int rpc_server_add_listener(struct rpc_server *s, int fd, struct chv_err *err)
 				   "rpc server: fd %d is not a listening stream socket", fd);
 	}
 	int r = set_nonblock(fd);
-	int *l = r ? NULL : realloc(s->listeners, (s->nlisteners + 1) * sizeof(*l));
+	struct rpc_listener *l = r ? NULL : realloc(s->listeners, (s->nlisteners + 1) * sizeof(*l));
 	if (!l) {
 		close(fd);
 		return chv_err_set(err, r ? r : -ENOMEM, "rpc server: adding listener fd %d: %s",
 				   fd, strerror(r ? -r : ENOMEM));
 	}
 	s->listeners = l;
-	s->listeners[s->nlisteners++] = fd;
+	s->listeners[s->nlisteners++] = (struct rpc_listener){.fd = fd, .read_only = read_only};
 	return 0;
+}
+
+int rpc_server_add_listener(struct rpc_server *s, int fd, struct chv_err *err)
+{
+	return add_listener(s, fd, false, err);
+}
+
+int rpc_server_add_read_only_listener(struct rpc_server *s, int fd, struct chv_err *err)
+{
+	return add_listener(s, fd, true, err);
 }
 
 int rpc_addr_split(const char *addr, char *host, size_t hostlen, unsigned *port)
@@ -493,14 +517,39 @@ int rpc_server_add_connection(struct rpc_server *s, int fd, struct chv_err *err)
 		return 0;
 	}
 	pthread_mutex_unlock(&s->lock);
-	serve_fd(s, fd);
+	serve_fd(s, fd, false);
 	return 0;
+}
+
+/* "Vmm/Ping, Vm/Info, ...": the read_only methods, named without their
+ * package, for the message that refuses the others. */
+static char *read_only_names(const struct rpc_server *s)
+{
+	size_t cap = 1;
+	for (size_t i = 0; i < s->nregs; i++)
+		cap += strlen(s->regs[i].m->path) + 2;
+	char *out = malloc(cap);
+	if (!out)
+		return NULL;
+	size_t n = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < s->nregs; i++) {
+		if (!s->regs[i].m->read_only)
+			continue;
+		const char *p = s->regs[i].m->path + 1;
+		const char *slash = strchr(p, '/');
+		const char *dot = memrchr(p, '.', (size_t)(slash - p));
+		n += (size_t)snprintf(out + n, cap - n, "%s%s", n ? ", " : "", dot ? dot + 1 : p);
+	}
+	return out;
 }
 
 int rpc_server_start(struct rpc_server *s, struct chv_err *err)
 {
 	if (s->started)
 		return chv_err_set(err, -EBUSY, "rpc server: already started");
+	if (!(s->denied_hint = read_only_names(s)))
+		return chv_err_set(err, -ENOMEM, "rpc server: out of memory");
 	grpc_server_start(s->gs);
 	pthread_mutex_lock(&s->lock);
 	s->started = true;
@@ -529,7 +578,7 @@ int rpc_server_start(struct rpc_server *s, struct chv_err *err)
 					   strerror(-r));
 	}
 	for (size_t i = 0; i < s->npending; i++)
-		serve_fd(s, s->pending_fds[i]);
+		serve_fd(s, s->pending_fds[i], false);
 	s->npending = 0;
 	if (s->nlisteners) {
 		int r = pthread_create(&s->accept_thread, NULL, accept_thread, s);

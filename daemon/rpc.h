@@ -55,6 +55,19 @@ struct rpc_method {
 	const ProtobufCMessageDescriptor *resp;
 	rpc_handler_fn handler;
 	void *ctx;
+	/* The call changes nothing (Ping, Info, List, ...): served on read-only
+	 * listeners too, and audited at debug level only. */
+	bool read_only;
+};
+
+/* An accepted connection: its listener and the peer's credentials
+ * (SO_PEERCRED; -1 when unknown). */
+struct rpc_peer {
+	int fd;
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	bool read_only; /* it came through a read-only listener */
 };
 
 struct rpc_server_opts {
@@ -63,10 +76,18 @@ struct rpc_server_opts {
 	/* Called for each accepted connection (SO_PEERCRED), for audit logs. */
 	void (*on_connect)(void *ctx, int fd, pid_t pid, uid_t uid, gid_t gid);
 	void *on_connect_ctx;
+	/* The same, with the listener's kind; either, both or none may be set. */
+	void (*on_accept)(void *ctx, const struct rpc_peer *peer);
+	void *on_accept_ctx;
 	/* Called on a server thread before each handler runs, for audit logs
-	 * (rpc_call_identity() says who is calling). */
+	 * (rpc_call_identity(), rpc_call_peer() and rpc_call_request() say who
+	 * is calling and with what). */
 	void (*on_call)(void *ctx, struct rpc_call *call, const char *method);
 	void *on_call_ctx;
+	/* Called instead of on_call when a read-only connection calls a method
+	 * that is not read_only: the call gets PERMISSION_DENIED. */
+	void (*on_denied)(void *ctx, struct rpc_call *call, const char *method);
+	void *on_denied_ctx;
 };
 
 chv_must_check int rpc_server_create(struct rpc_server **out, const struct rpc_server_opts *opts,
@@ -79,6 +100,12 @@ chv_must_check int rpc_server_add_methods(struct rpc_server *s, const struct rpc
  * owns the fd. Several listeners may be added. */
 chv_must_check int rpc_server_add_listener(struct rpc_server *s, int listen_fd,
 					   struct chv_err *err);
+/* The same for a read-only listener: its connections may call only the
+ * methods marked read_only; every other method answers PERMISSION_DENIED
+ * (before its request is decoded). The kind is bound to each connection
+ * when it is accepted, never taken from anything the client sends. */
+chv_must_check int rpc_server_add_read_only_listener(struct rpc_server *s, int listen_fd,
+						     struct chv_err *err);
 
 /* Mutual TLS for a TCP listener, as PEM text (not file names). */
 struct rpc_tls {
@@ -138,8 +165,16 @@ bool rpc_call_cancelled(struct rpc_call *call);
  * releases the call, after the last callback. For handler state that the
  * cancel and receive callbacks share. */
 void rpc_call_set_data(struct rpc_call *call, void *data, void (*free_fn)(void *data));
-/* The peer's credentials when known (connections we accepted), else -1. */
+/* The peer's credentials when known (connections we accepted), else -1;
+ * as recorded when the connection was accepted. */
 void rpc_call_peer(struct rpc_call *call, pid_t *pid, uid_t *uid, gid_t *gid);
+/* Whether the call came through a read-only listener. */
+bool rpc_call_read_only(struct rpc_call *call);
+/* The method being called (NULL for an unknown one). */
+const struct rpc_method *rpc_call_method(struct rpc_call *call);
+/* The decoded request, during on_call and the handler only (for BIDI: the
+ * first message, or NULL); NULL at other times. */
+const ProtobufCMessage *rpc_call_request(struct rpc_call *call);
 
 /* Who is calling, for logs. Strings are truncated to fit, never NULL. */
 struct rpc_identity {

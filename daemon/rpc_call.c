@@ -241,9 +241,11 @@ static void dispatch(struct rpc_call *c, const ProtobufCMessage *req)
 	c->handler_started = true;
 	c->refs++; /* the handler's, dropped by rpc_reply/rpc_fail/rpc_finish */
 	pthread_mutex_unlock(&c->lock);
+	c->req = req;
 	if (c->srv->opts.on_call)
 		c->srv->opts.on_call(c->srv->opts.on_call_ctx, c, c->m->path);
 	c->m->handler(c, req, c->m->ctx);
+	c->req = NULL;
 	pthread_mutex_lock(&c->lock);
 	maybe_post_recv_locked(c);
 	pthread_mutex_unlock(&c->lock);
@@ -327,6 +329,23 @@ static void start_close_locked(struct rpc_call *c)
 		c->cancelled = true;
 }
 
+/* Connections we accepted are named "fd:N" by gRPC; the record made when N
+ * was accepted says who is there and through which listener. The call
+ * holds its transport, which holds the fd open: N cannot have been closed
+ * and given to another connection while the call exists. */
+static void peer_lookup(struct rpc_call *c)
+{
+	char *peer = grpc_call_get_peer(c->gc);
+	int fd;
+	char end;
+
+	if (peer && sscanf(peer, "fd:%d%c", &fd, &end) == 1 &&
+	    !rpc_server_peer_find(c->srv, fd, &c->peer))
+		c->peer =
+		    (struct rpc_peer){.fd = -1, .pid = -1, .uid = (uid_t)-1, .gid = (gid_t)-1};
+	gpr_free(peer);
+}
+
 static void on_new(struct rpc_op *op, bool ok)
 {
 	struct rpc_call *c = call_of(op, op_new);
@@ -340,10 +359,22 @@ static void on_new(struct rpc_op *op, bool ok)
 	/* Keep a slot of this kind posted at all times. Failure only happens
 	 * while stopping. */
 	(void)!rpc_call_post(s, c->slot);
+	peer_lookup(c);
+	/* Refused before the request is even decoded; logged before the
+	 * client can see the answer. */
+	bool denied = c->m && c->peer.read_only && !c->m->read_only;
+	if (denied && s->opts.on_denied)
+		s->opts.on_denied(s->opts.on_denied_ctx, c, c->m->path);
 
 	pthread_mutex_lock(&c->lock);
 	start_close_locked(c);
-	if (!c->m) {
+	if (denied) {
+		fail_locked(c, RPC_PERMISSION_DENIED,
+			    "%s is not allowed on chvd's read-only socket (it serves %s); use "
+			    "the read-write socket",
+			    c->m->path, s->denied_hint ? s->denied_hint : "read-only calls");
+		pthread_mutex_unlock(&c->lock);
+	} else if (!c->m) {
 		char *method = grpc_slice_to_c_string(c->details.method);
 		fail_locked(c, RPC_UNIMPLEMENTED, "unknown method %s", method);
 		gpr_free(method);
@@ -381,6 +412,7 @@ int rpc_call_post(struct rpc_server *s, size_t slot)
 	c->slot = slot;
 	c->m = slot == RPC_GENERIC ? NULL : s->regs[slot].m;
 	c->refs = 1;
+	c->peer = (struct rpc_peer){.fd = -1, .pid = -1, .uid = (uid_t)-1, .gid = (gid_t)-1};
 	c->op_new.on_done = on_new;
 	grpc_metadata_array_init(&c->md);
 	grpc_call_details_init(&c->details);
@@ -423,8 +455,8 @@ static bool handler_finish_locked(struct rpc_call *c)
 	return true;
 }
 
-static void finish_common(struct rpc_call *c, int status, const char *fmt, va_list ap,
-			  grpc_byte_buffer *reply)
+__attribute__((format(printf, 3, 0))) static void
+finish_common(struct rpc_call *c, int status, const char *fmt, va_list ap, grpc_byte_buffer *reply)
 {
 	char buf[1024];
 	buf[0] = '\0';
@@ -563,22 +595,27 @@ bool rpc_call_cancelled(struct rpc_call *c)
 
 void rpc_call_peer(struct rpc_call *c, pid_t *pid, uid_t *uid, gid_t *gid)
 {
-	struct rpc_peer p = {.fd = -1, .pid = -1, .uid = (uid_t)-1, .gid = (gid_t)-1};
-	char *peer = grpc_call_get_peer(c->gc);
-	int fd;
-	char end;
-
-	/* Connections handed over by fd are named "fd:N" by gRPC. */
-	if (peer && sscanf(peer, "fd:%d%c", &fd, &end) == 1 &&
-	    !rpc_server_peer_find(c->srv, fd, &p))
-		p = (struct rpc_peer){.fd = -1, .pid = -1, .uid = (uid_t)-1, .gid = (gid_t)-1};
-	gpr_free(peer);
 	if (pid)
-		*pid = p.pid;
+		*pid = c->peer.pid;
 	if (uid)
-		*uid = p.uid;
+		*uid = c->peer.uid;
 	if (gid)
-		*gid = p.gid;
+		*gid = c->peer.gid;
+}
+
+bool rpc_call_read_only(struct rpc_call *c)
+{
+	return c->peer.read_only;
+}
+
+const struct rpc_method *rpc_call_method(struct rpc_call *c)
+{
+	return c->m;
+}
+
+const ProtobufCMessage *rpc_call_request(struct rpc_call *c)
+{
+	return c->req;
 }
 
 /* The first value of property name, truncated to fit; "" when absent. */

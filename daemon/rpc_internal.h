@@ -22,11 +22,9 @@ struct rpc_reg {
 	void *handle; /* from grpc_server_register_method */
 };
 
-struct rpc_peer {
+struct rpc_listener {
 	int fd;
-	pid_t pid;
-	uid_t uid;
-	gid_t gid;
+	bool read_only;
 };
 
 struct rpc_server {
@@ -40,7 +38,7 @@ struct rpc_server {
 
 	struct rpc_reg *regs;
 	size_t nregs;
-	int *listeners;
+	struct rpc_listener *listeners;
 	size_t nlisteners;
 	int *pending_fds; /* connections added before start */
 	size_t npending;
@@ -51,9 +49,10 @@ struct rpc_server {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool started, stopping, shutdown_notified;
-	size_t live; /* posted request slots + calls not yet freed */
-	struct rpc_peer *peers;
+	size_t live;		/* posted request slots + calls not yet freed */
+	struct rpc_peer *peers; /* by fd: each accepted connection's peer */
 	size_t npeers;
+	char *denied_hint; /* the read_only methods, for PERMISSION_DENIED messages */
 	struct rpc_op shutdown_op;
 };
 
@@ -66,6 +65,10 @@ struct rpc_call {
 	grpc_metadata_array md;
 	grpc_call_details details; /* catch-all slot only */
 	grpc_byte_buffer *payload;
+	/* Looked up when the call arrives: the call holds its connection's
+	 * transport, so the fd cannot be closed and reused meanwhile. */
+	struct rpc_peer peer;
+	const ProtobufCMessage *req; /* during on_call and the handler */
 
 	pthread_mutex_t lock;
 	unsigned refs; /* one per batch in flight, one for the handler, one while dispatching */

@@ -2,6 +2,7 @@
  * pool (operations wait on workers), encode. The rules live in vms.c. */
 #include "daemon/services.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -132,7 +133,11 @@ static void submit(struct rpc_call *call, enum op op, const char *vm_id, bool fo
 	j->timeout_ms = timeout_ms;
 	if (config && !(j->config = pb_dup(config))) {
 		free(j);
-		rpc_fail(call, RPC_RESOURCE_EXHAUSTED, "out of memory");
+		if (errno == EINVAL)
+			rpc_fail(call, RPC_INVALID_ARGUMENT,
+				 "config: holds a field chvd cannot re-encode (a field number 0?)");
+		else
+			rpc_fail(call, RPC_RESOURCE_EXHAUSTED, "out of memory");
 		return;
 	}
 	if (pool_submit(run_job, j) < 0) {
@@ -289,10 +294,12 @@ static void h_ping(struct rpc_call *call, const ProtobufCMessage *m, void *ctx)
 {
 	(void)m;
 	(void)ctx;
+	/* The hypervisors this host offers now: a control plane must not
+	 * place VMs on a daemon whose host has lost (or never had) KVM. */
 	static char *features[] = {"kvm"};
 	Chv__V1__PingResponse p = CHV__V1__PING_RESPONSE__INIT;
 	p.version = CHV_VERSION;
-	p.n_features = 1;
+	p.n_features = access("/dev/kvm", R_OK | W_OK) == 0 ? 1 : 0;
 	p.features = features;
 	p.vms = registry_count();
 	p.pid = (uint32_t)getpid();
@@ -310,15 +317,19 @@ static void h_vmm_shutdown(struct rpc_call *call, const ProtobufCMessage *m, voi
 }
 
 #define VM(name) "/chv.v1.Vm/" name
-#define UNARY(path, req, resp, fn, ctx)                                                            \
+#define METHOD(path, kind, req, resp, fn, ctx, ro)                                                 \
 	{                                                                                          \
-		path, RPC_UNARY, &chv__v1__##req##__descriptor, &chv__v1__##resp##__descriptor,    \
-		    fn, (void *)(ctx)                                                              \
+		path, kind, &chv__v1__##req##__descriptor, &chv__v1__##resp##__descriptor, fn,     \
+		    (void *)(ctx), ro                                                              \
 	}
-#define TODO(name, req, resp) UNARY(VM(name), req, resp, h_unimplemented, "Vm." name)
+/* UNARY changes something (refused on the read-only socket, audited at
+ * info); READ answers without changing anything. */
+#define UNARY(path, req, resp, fn, ctx) METHOD(path, RPC_UNARY, req, resp, fn, ctx, false)
+#define READ(path, req, resp, fn, ctx)	METHOD(path, RPC_UNARY, req, resp, fn, ctx, true)
+#define TODO(name, req, resp)		UNARY(VM(name), req, resp, h_unimplemented, "Vm." name)
 
 static const struct rpc_method methods[] = {
-    UNARY("/chv.v1.Vmm/Ping", ping_request, ping_response, h_ping, 0),
+    READ("/chv.v1.Vmm/Ping", ping_request, ping_response, h_ping, 0),
     UNARY("/chv.v1.Vmm/Shutdown", vmm_shutdown_request, vmm_shutdown_response, h_vmm_shutdown, 0),
     UNARY(VM("Create"), create_request, vm_info, h_create, 0),
     UNARY(VM("Boot"), vm_request, vm_info, h_vm, OP_BOOT),
@@ -328,9 +339,9 @@ static const struct rpc_method methods[] = {
     UNARY(VM("Pause"), vm_request, vm_info, h_vm, OP_PAUSE),
     UNARY(VM("Resume"), vm_request, vm_info, h_vm, OP_RESUME),
     UNARY(VM("Delete"), delete_request, delete_response, h_delete, 0),
-    UNARY(VM("Info"), vm_request, vm_info, h_vm, OP_INFO),
-    UNARY(VM("List"), list_request, list_response, h_list, 0),
-    UNARY(VM("Counters"), vm_request, counters_response, h_vm, OP_COUNTERS),
+    READ(VM("Info"), vm_request, vm_info, h_vm, OP_INFO),
+    READ(VM("List"), list_request, list_response, h_list, 0),
+    READ(VM("Counters"), vm_request, counters_response, h_vm, OP_COUNTERS),
     TODO("Resize", resize_request, vm_info),
     TODO("AddDisk", add_disk_request, device_response),
     TODO("AddNet", add_net_request, device_response),
@@ -343,10 +354,9 @@ static const struct rpc_method methods[] = {
     TODO("Restore", restore_request, vm_info),
     TODO("SendMigration", send_migration_request, send_migration_response),
     TODO("ReceiveMigration", receive_migration_request, vm_info),
-    {VM("WatchEvents"), RPC_SERVER_STREAM, &chv__v1__watch_events_request__descriptor,
-     &chv__v1__event__descriptor, h_watch, NULL},
-    {VM("Console"), RPC_BIDI, &chv__v1__console_input__descriptor,
-     &chv__v1__console_output__descriptor, h_console, NULL},
+    METHOD(VM("WatchEvents"), RPC_SERVER_STREAM, watch_events_request, event, h_watch, NULL, true),
+    /* Console writes to the guest: not for the read-only socket. */
+    METHOD(VM("Console"), RPC_BIDI, console_input, console_output, h_console, NULL, false),
 };
 
 const struct rpc_method *services_methods(size_t *n, void (*on_shutdown)(bool shutdown_vms))

@@ -39,7 +39,11 @@ static int kvm_open(struct hv **out, struct chv_err *err)
 	if (hv->fd < 0) {
 		int e = errno;
 		free(hv);
-		return chv_err_set(err, -e, "cannot open /dev/kvm: %s", strerror(e));
+		/* A missing device is the host's state, not a bad argument:
+		 * report it as -ENODEV (FAILED_PRECONDITION over the API). */
+		return chv_err_set(err, e == ENOENT || e == ENXIO ? -ENODEV : -e,
+				   "cannot open /dev/kvm: %s (is KVM available on this host?)",
+				   strerror(e));
 	}
 	int version = ioctl(hv->fd, KVM_GET_API_VERSION, 0);
 	if (version != KVM_API_VERSION) {

@@ -53,6 +53,11 @@ code, _ = raw_call("/chv.v1.Vm/Create", b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\x
 assert code == grpc.StatusCode.INVALID_ARGUMENT, code
 code, _ = raw_call("/chv.v1.Vm/Info", b"\x0a\x80\x80\x80\x80\x10abc")  # length runs past the end
 assert code == grpc.StatusCode.INVALID_ARGUMENT, code
+# A config holding a field numbered 0 (tag 0x05 as the 2-byte varint 85 00, fixed32): protobuf-c reads it
+# as an unknown field but cannot read its own re-encoding back.
+code, details = raw_call("/chv.v1.Vm/Create", b"\x0a\x02z0\x12\x06\x85\x00\x00\x00\x00\x00")
+assert code == grpc.StatusCode.INVALID_ARGUMENT, (code, details)
+assert "config" in details, details
 
 # 3. Oversized: RESOURCE_EXHAUSTED, nothing created.
 big = pb.CreateRequest(vm_id="big", config=pb.VmConfig(payload=pb.PayloadConfig(

@@ -58,6 +58,7 @@ start_chvd() {
 	mkdir -p "$T/state" "$T/run"
 	SOCK=$T/run/chvd.sock
 	export CHVD_SOCKET=$SOCK
+	CHVD_LOG_FROM=$(( $(stat -c %s "$T/chvd.log" 2>/dev/null || echo 0) + 1 ))
 	"$CHVD" -v --listen "$SOCK" --state-dir "$T/state" --runtime-dir "$T/run" "$@" \
 		>>"$T/chvd.log" 2>&1 &
 	CHVD_PID=$!
@@ -65,11 +66,37 @@ start_chvd() {
 	cat "$T/chvd.log"; fail "chvd did not start"
 }
 
-# stop_chvd: SIGTERM, and the exit status must be 0.
+# stop_chvd: SIGTERM, and the exit status must be 0. A sanitizer report in
+# what this chvd logged (LeakSanitizer runs at exit in the ASan build) fails
+# the test too, whatever the exit status.
 stop_chvd() {
 	kill -TERM "$CHVD_PID" 2>/dev/null || true
 	local st=0; wait "$CHVD_PID" || st=$?
+	if tail -c +"${CHVD_LOG_FROM:-1}" "$T/chvd.log" |
+		grep -Eq 'ERROR: (Leak|Address)Sanitizer|runtime error:'; then
+		tail -c +"${CHVD_LOG_FROM:-1}" "$T/chvd.log" | grep -A 40 -E 'Sanitizer|runtime error:' | head -n 80
+		fail "chvd's sanitizers reported errors (exit status $st)"
+	fi
 	[ "$st" = 0 ] || { tail -n 30 "$T/chvd.log"; fail "chvd exited with status $st on SIGTERM"; }
+}
+
+# What chvd answers to a valid Create on a host without /dev/kvm (the worker
+# cannot open it; the VM is not defined, the worker is killed and reaped).
+CHVD_NO_KVM_STATUS=FAILED_PRECONDITION
+CHVD_NO_KVM_DETAIL='cannot open /dev/kvm'
+
+# need_chvd_leak_check: makes sure LeakSanitizer runs when chvd exits (an
+# ASAN_OPTIONS from the environment may have turned it off).
+need_chvd_leak_check() {
+	export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=1"
+}
+
+# gen_py_protos DIR: Python modules for the API (chv.v1, grpc.health.v1) in
+# DIR; 1 when python3-grpcio, python3-protobuf or protoc is missing.
+gen_py_protos() {
+	$PY -c 'import grpc, google.protobuf' 2>/dev/null && command -v protoc >/dev/null || return 1
+	mkdir -p "$1"
+	protoc -I"$CHV_SOURCE_DIR/api" --python_out="$1" chv/v1/vm.proto grpc/health/v1/health.proto
 }
 
 # Kills every process this test started (workers included) when it ends.

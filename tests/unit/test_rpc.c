@@ -207,10 +207,10 @@ static void h_bidi(struct rpc_call *call, const ProtobufCMessage *msg, void *ctx
 }
 
 static const struct rpc_method test_methods[] = {
-    {"/test.T/Echo", RPC_UNARY, REQ_DESC, REQ_DESC, h_echo, NULL},
-    {"/test.T/Count", RPC_SERVER_STREAM, REQ_DESC, REQ_DESC, h_count, NULL},
-    {"/test.T/Endless", RPC_SERVER_STREAM, REQ_DESC, REQ_DESC, h_endless, NULL},
-    {"/test.T/Bidi", RPC_BIDI, REQ_DESC, REQ_DESC, h_bidi, NULL},
+    {"/test.T/Echo", RPC_UNARY, REQ_DESC, REQ_DESC, h_echo, NULL, false},
+    {"/test.T/Count", RPC_SERVER_STREAM, REQ_DESC, REQ_DESC, h_count, NULL, false},
+    {"/test.T/Endless", RPC_SERVER_STREAM, REQ_DESC, REQ_DESC, h_endless, NULL, false},
+    {"/test.T/Bidi", RPC_BIDI, REQ_DESC, REQ_DESC, h_bidi, NULL, false},
 };
 
 static void on_connect(void *ctx, int fd, pid_t pid, uid_t uid, gid_t gid)
@@ -917,16 +917,16 @@ static void test_server_api_errors(void **state)
 	struct chv_err err = {0};
 	(void)state;
 	static const struct rpc_method bad_path[] = {
-	    {"test.T/Echo", RPC_UNARY, REQ_DESC, REQ_DESC, h_echo, NULL},
+	    {"test.T/Echo", RPC_UNARY, REQ_DESC, REQ_DESC, h_echo, NULL, false},
 	};
 	static const struct rpc_method no_method[] = {
-	    {"/test.T/", RPC_UNARY, REQ_DESC, REQ_DESC, h_echo, NULL},
+	    {"/test.T/", RPC_UNARY, REQ_DESC, REQ_DESC, h_echo, NULL, false},
 	};
 	static const struct rpc_method no_handler[] = {
-	    {"/test.T/Echo", RPC_UNARY, REQ_DESC, REQ_DESC, NULL, NULL},
+	    {"/test.T/Echo", RPC_UNARY, REQ_DESC, REQ_DESC, NULL, NULL, false},
 	};
 	static const struct rpc_method bad_kind[] = {
-	    {"/test.T/Echo", (enum rpc_kind)7, REQ_DESC, REQ_DESC, h_echo, NULL},
+	    {"/test.T/Echo", (enum rpc_kind)7, REQ_DESC, REQ_DESC, h_echo, NULL, false},
 	};
 
 	struct rpc_server_opts big = {.max_message_bytes = (size_t)1 << 40};

@@ -145,7 +145,7 @@ static void on_call(void *ctx, struct rpc_call *call, const char *method)
 }
 
 static const struct rpc_method who_methods[] = {
-    {WHO, RPC_UNARY, REQ_DESC, RESP_DESC, who_handler, NULL},
+    {WHO, RPC_UNARY, REQ_DESC, RESP_DESC, who_handler, NULL, false},
 };
 
 static struct rpc_server *server_new(void)
