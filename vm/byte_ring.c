@@ -21,6 +21,10 @@ void byte_ring_free(struct byte_ring *r)
 uint64_t byte_ring_put(struct byte_ring *r, const uint8_t *p, size_t n)
 {
 	uint64_t dropped = 0;
+	/* An empty write may come with p NULL (protobuf-c's empty bytes),
+	 * which memcpy() must not be given even for 0 bytes. */
+	if (n == 0)
+		return 0;
 	if (n > r->cap) {
 		/* Only the newest cap bytes fit: the front of the write passes
 		 * through the positions as if written and dropped at once. */

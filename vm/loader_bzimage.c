@@ -76,6 +76,12 @@ static int check_hdr(const struct bz_hdr *h, size_t len, uint64_t *pm_off, struc
 				   "--kernel: setup_sects %u puts the kernel at offset 0x%llx, "
 				   "beyond the %zu-byte image",
 				   h->setup_sects, (unsigned long long)*pm_off, len);
+	/* The 64-bit entry point must lie in the code that gets loaded. */
+	if (len - *pm_off <= BP_ENTRY64_OFFSET)
+		return chv_err_set(err, -EINVAL,
+				   "--kernel: the %llu-byte kernel ends before its 64-bit entry "
+				   "point at offset 0x%x",
+				   (unsigned long long)(len - *pm_off), BP_ENTRY64_OFFSET);
 	/* syssize counts 16-byte paragraphs, rounded up, so the last one may be
 	 * partial; a file longer than syssize says (an appended signature) is
 	 * fine, one that ends before the last paragraph starts is cut. */
