@@ -25,6 +25,7 @@
 #include "daemon/pool.h"
 #include "daemon/registry.h"
 #include "daemon/rpc.h"
+#include "daemon/sandbox.h"
 #include "daemon/services.h"
 #include "daemon/store.h"
 #include "daemon/vms.h"
@@ -80,8 +81,9 @@ static const char usage_text[] =
     "  --warm-workers N        idle workers kept started for the next Creates\n"
     "                          (default 2; 0: start each worker on Create)\n"
     "  --shutdown-vms-on-exit  stop every VM on SIGTERM (default: leave them running)\n"
-    "  --seccomp true|log|false  the workers' system call filters (default true;\n"
-    "                          log: only log what would be killed)\n"
+    "  --seccomp true|log|false  system call filters: the workers' per-thread\n"
+    "                          allow-lists and chvd's own deny-list (default true;\n"
+    "                          log: only log what would be refused)\n"
     "  --vm-user USER          workers run their VM as this unprivileged user\n"
     "                          (docs/security.md)\n"
     "  -v, --verbose           more logging (repeat for debug)\n"
@@ -778,6 +780,20 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	tls_unload(&pems); /* gRPC keeps its own copies */
+	/* Every socket is open and every thread started: from here on chvd
+	 * needs none of the calls its filter denies (daemon/sandbox.h). */
+	const char *smode = o.seccomp ? o.seccomp : "true";
+	enum seccomp_mode sm = strcmp(smode, "false") == 0 ? SECCOMP_FALSE
+			       : strcmp(smode, "log") == 0 ? SECCOMP_LOG
+							   : SECCOMP_TRUE;
+	if (chvd_sandbox(sm, &err) < 0) {
+		fprintf(stderr, "chvd: %s\n", err.msg);
+		return 1;
+	}
+	int probe = chvd_sandbox_probe();
+	if (probe != -ENOSYS)
+		dlog(DLOG_NOTICE, NULL, "seccomp probe: acct() = %s",
+		     probe ? strerror(-probe) : "0");
 	if (health_set(health, "chv.v1.Vm", HEALTH_SERVING) < 0 ||
 	    health_set(health, "chv.v1.Vmm", HEALTH_SERVING) < 0)
 		dlog(DLOG_WARNING, NULL, "cannot publish the health of the services");
