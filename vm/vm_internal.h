@@ -90,8 +90,8 @@ void vm_pci_mem64_window(uint64_t ram_size, uint32_t phys_bits, uint64_t *start,
 
 /* virtio_devices.c: the virtio-pci functions (virtio-rng always, at
  * VM_PCI_SLOT_RNG; a virtio-blk per --disk after it; virtio-console, unless
- * --console off, after the disks, with its own sink) and the device thread serving their queue
- * ioeventfds. Created after the PCI root; vm_virtio_stop() once the vCPUs are gone, then
+ * --console off, after the disks, with its own sink; a virtio-net per --net after those) and
+ * the device thread serving their queue ioeventfds, tap fds and rate-limiter timers. Created after the PCI root; vm_virtio_stop() once the vCPUs are gone, then
  * vm_pci_destroy(), then vm_virtio_destroy() (which also stops). */
 #define VM_PCI_SLOT_RNG	  1
 #define VM_PCI_SLOT_DISK0 2 /* --disk i at slot 2 + i */
