@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Faults stay contained: kill -9 of one worker fails only its VM, with the reason;
+# Faults stay contained: kill -9 or a crash of one worker fails only its VM, with the reason;
 # kill -9 of chvd leaves the VMs running, and a new chvd re-adopts them.
 . "$(dirname "$0")/lib.sh"
 need_kvm
@@ -19,6 +19,17 @@ grep -q 'signal 9' "$T/a.json" || { cat "$T/a.json"; fail "the failure reason do
 wait_state b RUNNING 1
 wait_state c RUNNING 1
 # A failed VM can be booted again (a new worker).
+ctl boot a >/dev/null
+wait_state a RUNNING 10
+# A worker that crashes (a segmentation fault, as a device bug would give;
+# in the sanitized build ASan reports it and exits 1): Failed with a reason,
+# the others untouched.
+pa2=$(pid_of a)
+kill -SEGV "$pa2"
+wait_state a FAILED 10
+ctl --json info a >"$T/a2.json"
+grep -Eq 'signal 11|status 1' "$T/a2.json" || { cat "$T/a2.json"; fail "a's crash has no reason"; }
+wait_state b RUNNING 1
 ctl boot a >/dev/null
 wait_state a RUNNING 10
 
