@@ -88,6 +88,7 @@ for t in "${targets[@]}"; do
 		failed=$((failed + 1))
 	fi
 done
+echo "fuzz: $(( ${#targets[@]} - failed )) passed, $failed failed"
 if [ "$failed" -gt 0 ]; then
 	echo "fuzz: $failed of ${#targets[@]} targets failed; inputs and logs kept in $work"
 	echo "fuzz: reproduce with build-fuzz/bin/fuzz_<target> <input>"
