@@ -1,4 +1,4 @@
-/* Hostile mode (chv.hostile=blk): malformed descriptor chains on the first
+/* Hostile mode, kind blk (chv.hostile=blk): malformed descriptor chains on the first
  * virtio-blk device, one at a time, each followed by a notify. After each the
  * guest waits (bounded) for a used entry or DEVICE_NEEDS_RESET; a device that
  * needs a reset (or did not answer) is reset and set up again. At the end one
@@ -400,7 +400,7 @@ static uint64_t ram_top(void)
 	return top;
 }
 
-void check_hostile(const struct options *o)
+static void hostile_blk(const struct options *o)
 {
 	static struct hostile_run h;
 	char why[160];
@@ -410,9 +410,7 @@ void check_hostile(const struct options *o)
 	h.tsc_per_ms = tsc_khz(NULL);
 	h.ram_top = ram_top();
 	const char *setup_err = NULL;
-	if (!o->hostile_blk)
-		setup_err = "no chv.hostile=blk given";
-	else if (!o->blk_sectors)
+	if (!o->blk_sectors)
 		setup_err = "chv.hostile=blk needs chv.blk=N:CRC for the final read";
 	else if (!h.ram_top)
 		setup_err = "no memory map: the chains outside RAM need one";
@@ -520,4 +518,42 @@ void check_hostile(const struct options *o)
 	else
 		tap_ok("hostile: device works after");
 	tap_diag("hostile: the first %u sectors read back with crc %08x", o->blk_sectors, h.crc);
+}
+
+const char *const hostile_kind_names[HOSTILE_KINDS] = {
+    [HOSTILE_BLK] = "blk",   [HOSTILE_PORTS] = "ports",	  [HOSTILE_MMIO] = "mmio",
+    [HOSTILE_MSIX] = "msix", [HOSTILE_QUEUES] = "queues", [HOSTILE_STORM] = "storm",
+};
+
+unsigned hostile_lines(const struct options *o)
+{
+	unsigned n = 0;
+	for (unsigned k = 0; k < HOSTILE_KINDS; k++)
+		n += o->hostile >> k & 1;
+	return n ? n * HOSTILE_CHECK_LINES : HOSTILE_CHECK_LINES;
+}
+
+/* The kinds in enum order (blk first: the platform kinds leave devices reset
+ * and the interrupt controllers masked, which blk does not mind either). */
+void check_hostile(const struct options *o)
+{
+	if (!o->hostile) {
+		for (unsigned i = 0; i < HOSTILE_CHECK_LINES; i++)
+			tap_fail("hostile", "no chv.hostile=KIND given");
+		return;
+	}
+	uint64_t khz = tsc_khz(NULL), t0 = rdtsc();
+	if (o->hostile & ~(1u << HOSTILE_BLK))
+		hostile_hw_init();
+	for (unsigned k = 0; k < HOSTILE_KINDS; k++) {
+		if (!(o->hostile >> k & 1))
+			continue;
+		uint64_t t = rdtsc();
+		if (k == HOSTILE_BLK)
+			hostile_blk(o);
+		else
+			hostile_hw_run(k);
+		tap_diag("hostile: %s took %lu ms", hostile_kind_names[k], (rdtsc() - t) / khz);
+	}
+	tap_diag("hostile: all kinds took %lu ms", (rdtsc() - t0) / khz);
 }
