@@ -257,9 +257,9 @@ static void check_cpl3(const struct options *o)
 
 /* TAP lines a check prints: one, except for the checks that report several
  * results (each prints all of its lines whatever happens, so the plan holds). */
-static unsigned check_lines(enum check_id c)
+static unsigned check_lines(const struct options *o, enum check_id c)
 {
-	return c == CHECK_NET ? NET_CHECK_LINES : c == CHECK_HOSTILE ? HOSTILE_CHECK_LINES : 1;
+	return c == CHECK_NET ? NET_CHECK_LINES : c == CHECK_HOSTILE ? hostile_lines(o) : 1;
 }
 
 void checks_run(const struct options *o)
@@ -267,7 +267,7 @@ void checks_run(const struct options *o)
 	unsigned n = 0;
 
 	for (int i = 0; i < CHECK_COUNT; i++)
-		n += o->want[i] ? check_lines((enum check_id)i) : 0;
+		n += o->want[i] ? check_lines(o, (enum check_id)i) : 0;
 	tap_begin(n);
 	if (o->tag)
 		tap_diag("tag: %s", o->tag);
@@ -320,6 +320,9 @@ void checks_run(const struct options *o)
 			break;
 		case CHECK_HOSTILE:
 			check_hostile(o);
+			break;
+		case CHECK_BENCH:
+			check_bench(o);
 			break;
 		case CHECK_COUNT:
 			break;

@@ -8,6 +8,7 @@ const char *const check_names[CHECK_COUNT] = {
     [CHECK_SMP] = "smp",	 [CHECK_CMOS] = "cmos",	      [CHECK_CPL3] = "cpl3",
     [CHECK_PCI] = "pci",	 [CHECK_RNG] = "rng",	      [CHECK_BLK] = "blk",
     [CHECK_CONSOLE] = "console", [CHECK_NET] = "net",	      [CHECK_HOSTILE] = "hostile",
+    [CHECK_BENCH] = "bench",
 };
 
 static void add_error(struct options *o, const char *key, const char *v, size_t vlen)
@@ -164,16 +165,19 @@ static bool parse_net(struct options *o, const char *v, size_t n)
 	return (o->have_net = true);
 }
 
-/* chv.hostile=blk (a comma-separated list of kinds; blk is the only one). */
+/* chv.hostile=KIND[,KIND...] (hostile_kind_names). */
 static bool parse_hostile(struct options *o, const char *v, size_t n)
 {
 	while (n) {
 		size_t l = 0;
 		while (l < n && v[l] != ',')
 			l++;
-		if (!word_is(v, l, "blk"))
+		unsigned k = 0;
+		while (k < HOSTILE_KINDS && !word_is(v, l, hostile_kind_names[k]))
+			k++;
+		if (k == HOSTILE_KINDS)
 			return false;
-		o->hostile_blk = true;
+		o->hostile |= 1u << k;
 		if (l == n)
 			break;
 		v += l + 1;
@@ -181,7 +185,7 @@ static bool parse_hostile(struct options *o, const char *v, size_t n)
 		if (!n)
 			return false;
 	}
-	return (o->have_hostile = o->hostile_blk);
+	return (o->have_hostile = o->hostile != 0);
 }
 
 static bool parse_action(struct options *o, const char *v, size_t n)
@@ -251,6 +255,8 @@ static bool parse_word(struct options *o, const char *k, size_t kn, const char *
 		return parse_net(o, v, vn);
 	if (word_is(k, kn, "chv.hostile"))
 		return parse_hostile(o, v, vn);
+	if (word_is(k, kn, "chv.bench"))
+		return bench_parse(o, v, vn);
 	if (word_is(k, kn, "chv.initrd"))
 		return (o->have_initrd = parse_initrd(o, v, vn));
 	if (word_is(k, kn, "chv.action"))
@@ -314,5 +320,9 @@ void options_parse(const char *cmdline, struct options *o)
 		o->want[CHECK_CONSOLE] = o->have_console;
 		o->want[CHECK_NET] = o->have_net;
 		o->want[CHECK_HOSTILE] = o->have_hostile;
+		o->want[CHECK_BENCH] = o->have_bench;
+		/* A net bench needs chv.net, which alone would turn the net check on. */
+		if (bench_is_net(o))
+			o->want[CHECK_NET] = false;
 	}
 }

@@ -178,6 +178,7 @@ enum check_id {
 	CHECK_CONSOLE,
 	CHECK_NET,
 	CHECK_HOSTILE,
+	CHECK_BENCH,
 	CHECK_COUNT
 };
 enum action { ACTION_POWEROFF, ACTION_RESET, ACTION_TRIPLEFAULT, ACTION_HANG, ACTION_MMIOEXEC };
@@ -197,8 +198,13 @@ struct options {
 	bool have_net;
 	uint32_t net_ip, net_peer;
 	uint16_t net_port;
-	/* chv.hostile=KIND[,KIND]: malformed requests to these devices. */
-	bool have_hostile, hostile_blk;
+	/* chv.hostile=KIND[,KIND]: 1 << enum hostile_kind for each kind given. */
+	bool have_hostile;
+	uint32_t hostile;
+	/* chv.bench=KIND[:SECONDS] (enum bench_kind). */
+	bool have_bench;
+	uint8_t bench_kind;
+	uint32_t bench_seconds;
 	uint32_t pci_functions; /* chv.pci: functions expected on the first bus */
 	uint64_t mem;
 	uint32_t cpus;
@@ -411,8 +417,49 @@ void check_blk(const struct options *o);
 #define NET_CHECK_LINES 4 /* TAP lines the net check prints */
 void check_net(const struct options *o);
 
-/* ---- hostile.c (malformed descriptor chains) ---- */
-#define HOSTILE_CHECK_LINES 2
+/* ---- hostile.c (malformed descriptor chains), hostile_hw.c (the platform) ---- */
+enum hostile_kind {
+	HOSTILE_BLK,
+	HOSTILE_PORTS,
+	HOSTILE_MMIO,
+	HOSTILE_MSIX,
+	HOSTILE_QUEUES,
+	HOSTILE_STORM,
+	HOSTILE_KINDS
+};
+extern const char *const hostile_kind_names[HOSTILE_KINDS];
+#define HOSTILE_CHECK_LINES 2 /* per kind */
+/* TAP lines the hostile check prints for these options. */
+unsigned hostile_lines(const struct options *o);
 void check_hostile(const struct options *o);
+/* TPR 0xf0 and LINT0 masked (nothing is delivered from then on); finds the
+ * IOAPIC, ECAM and the end of RAM. */
+void hostile_hw_init(void);
+/* One of the kinds after blk; prints HOSTILE_CHECK_LINES lines. */
+void hostile_hw_run(unsigned kind);
+
+/* ---- bench.c, bench_net.c (chv.bench=KIND[:SECONDS]) ---- */
+enum bench_kind {
+	BENCH_BLK_RANDREAD = 1,
+	BENCH_BLK_SEQREAD,
+	BENCH_BLK_SEQWRITE,
+	BENCH_NET_TX,
+	BENCH_NET_RX
+};
+#define BENCH_DEFAULT_SECONDS 5
+#define BENCH_MAX_SECONDS     600
+#define BENCH_BUF_PA	      0x1000000 /* 16 MiB: the blk kinds' data buffers (4 MiB) */
+
+struct bench_result {
+	uint64_t ops, bytes, cycles, errors;
+	unsigned depth; /* requests or frames kept in flight */
+	char why[160];	/* the first failure; empty when none */
+};
+/* The value of chv.bench; false when malformed. */
+bool bench_parse(struct options *o, const char *v, size_t n);
+bool bench_is_net(const struct options *o);
+const char *bench_kind_name(unsigned kind);
+void check_bench(const struct options *o);
+void bench_net(const struct options *o, struct bench_result *r);
 
 #endif

@@ -11,6 +11,7 @@
  * are counted and dropped), UDP checksums when nonzero; the guest computes
  * all of them on send. The whole exchange runs at CPL3. */
 #include "guest.h"
+#include "wire.h"
 
 #define VIRTIO_ID_NET	   1
 #define NET_F_MTU	   3
@@ -67,43 +68,6 @@ struct net_run {
 	char why[160];
 	char ack_text[48];
 };
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-static void put32(uint8_t *p, uint32_t v)
-{
-	put16(p, (uint16_t)(v >> 16));
-	put16(p + 2, (uint16_t)v);
-}
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
-}
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)get16(p) << 16 | get16(p + 2);
-}
-
-/* The Internet checksum (RFC 1071): sum_add over the pieces (only the last
- * may have an odd length), then sum_fold. */
-static uint32_t sum_add(uint32_t s, const uint8_t *p, size_t n)
-{
-	size_t i;
-	for (i = 0; i + 1 < n; i += 2)
-		s += get16(p + i);
-	if (n & 1)
-		s += (uint32_t)p[n - 1] << 8;
-	return s;
-}
-static uint16_t sum_fold(uint32_t s)
-{
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)~s;
-}
 
 /* The UDP checksum over the IPv4 pseudo-header and the datagram u. */
 static uint16_t udp_sum(uint32_t src, uint32_t dst, const uint8_t *u, uint16_t len)

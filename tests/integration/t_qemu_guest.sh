@@ -30,7 +30,7 @@ for want in '^1\.\.8$' '^ok 1 - boot protocol$' \
 	'^# cmdline error: chv\.net="192\.0\.2\.2,192\.0\.2\.1,0" is invalid$' \
 	'^# cmdline error: chv\.hostile="net" is invalid$' \
 	'^not ok 6 - net # no chv\.net=GUEST_IP,PEER_IP,PORT given$' \
-	'^not ok 8 - hostile # no chv\.hostile=blk given$' '^# chv-testguest: 1 passed, 7 failed$'; do
+	'^not ok 8 - hostile # no chv\.hostile=KIND given$' '^# chv-testguest: 1 passed, 7 failed$'; do
 	grep -Eq "$want" "$T/bad.log" || { cat "$T/bad.log"; fail "bad keys: no line matching $want"; }
 done
 echo PASS
