@@ -489,6 +489,11 @@ Chv__V1__VmInfo *vms_create(const char *id_in, const Chv__V1__VmConfig *config,
 		pthread_mutex_unlock(&r->lock);
 		registry_remove(r);
 		store_remove(r->id); /* saved while the worker was building */
+		/* The reason went back to the caller; a log per refused Create
+		 * would pile up. */
+		char p[PATH_MAX];
+		log_path(r->id, p, sizeof(p));
+		unlink(p);
 	}
 	pthread_mutex_unlock(&r->op_lock);
 	vmrec_put(r);

@@ -43,6 +43,7 @@ elif [ ! -e /dev/kvm ]; then
 	echo "# no /dev/kvm: the VM lifecycle errors are not checked; Create fails as pinned"
 	expect_rpc_error "$CHVD_NO_KVM_STATUS" "$CHVD_NO_KVM_DETAIL" create --id nk "${G[@]}"
 	expect_rpc_error NOT_FOUND 'nk' info nk
+	ls "$T/run/vms" 2>/dev/null | grep -q '^nk\.' && fail "a refused Create left files: $(ls "$T/run/vms")"
 	# Ping tells a control plane this host cannot run VMs now.
 	ctl ping | grep -q 'features: none$' || { ctl ping; fail "ping offers kvm without /dev/kvm"; }
 else
