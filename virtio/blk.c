@@ -720,7 +720,6 @@ int virtio_blk_init(struct virtio_blk *b, const struct vm_mem *mem, const struct
 					   "another device (at most %u)",
 					   o->path, RATELIMIT_MAX_WAITERS);
 		b->rl = o->rl;
-		b->waiter_added = true;
 	}
 	return 0;
 }
@@ -729,9 +728,8 @@ void virtio_blk_destroy(struct virtio_blk *b)
 {
 	/* First the limiter's wake-ups, which drain queues, then the
 	 * completions, which still push into them. */
-	if (b->waiter_added)
-		ratelimit_remove_waiter(b->rl, blk_rl_wake, b);
-	b->waiter_added = false;
+	ratelimit_remove_waiter(b->rl, blk_rl_wake, b); /* rl is set once it is added */
+	b->rl = NULL;
 	blk_io_close(&b->io);
 	if (b->queues) {
 		for (uint16_t i = 0; i < b->nqueues; i++)

@@ -146,10 +146,9 @@ struct virtio_blk {
 	uint32_t blk_size, seg_max;
 	uint8_t id[VIRTIO_BLK_ID_BYTES];
 	uint8_t config[VIRTIO_BLK_CONFIG_SIZE];
-	uint32_t epoch; /* bumped by reset; __atomic */
-	bool running;	/* activated, not reset since; __atomic */
-	struct ratelimit *rl;
-	bool waiter_added;
+	uint32_t epoch;	      /* bumped by reset; __atomic */
+	bool running;	      /* activated, not reset since; __atomic */
+	struct ratelimit *rl; /* set once its waiter is registered */
 	struct virtio_blk_counters counters;
 };
 

@@ -693,12 +693,19 @@ static uint64_t offered_features(const struct virtio_net_params *p,
 		     1ull << VIRTIO_RING_F_EVENT_IDX;
 	if (p->mtu)
 		f |= 1ull << VIRTIO_NET_F_MTU;
-	if (be->host_offloads)
-		f |= 1ull << VIRTIO_NET_F_CSUM | 1ull << VIRTIO_NET_F_HOST_TSO4 |
-		     1ull << VIRTIO_NET_F_HOST_TSO6 | 1ull << VIRTIO_NET_F_HOST_ECN;
-	if (be->guest_offloads)
-		f |= 1ull << VIRTIO_NET_F_GUEST_CSUM | 1ull << VIRTIO_NET_F_GUEST_TSO4 |
-		     1ull << VIRTIO_NET_F_GUEST_TSO6 | 1ull << VIRTIO_NET_F_GUEST_ECN;
+	const bool tso = !p->no_tso;
+	if (be->host_offloads) {
+		f |= 1ull << VIRTIO_NET_F_CSUM;
+		if (tso)
+			f |= 1ull << VIRTIO_NET_F_HOST_TSO4 | 1ull << VIRTIO_NET_F_HOST_TSO6 |
+			     1ull << VIRTIO_NET_F_HOST_ECN;
+	}
+	if (be->guest_offloads) {
+		f |= 1ull << VIRTIO_NET_F_GUEST_CSUM;
+		if (tso)
+			f |= 1ull << VIRTIO_NET_F_GUEST_TSO4 | 1ull << VIRTIO_NET_F_GUEST_TSO6 |
+			     1ull << VIRTIO_NET_F_GUEST_ECN;
+	}
 	if (p->queue_pairs > 1)
 		f |= 1ull << VIRTIO_NET_F_CTRL_VQ | 1ull << VIRTIO_NET_F_MQ;
 	return f;
@@ -787,7 +794,6 @@ int virtio_net_init(struct virtio_net *n, const struct vm_mem *mem,
 					   "(at most %u)",
 					   RATELIMIT_MAX_WAITERS);
 		n->rl = p->rl;
-		n->waiter_added = true;
 	}
 	return 0;
 nomem:
@@ -796,9 +802,8 @@ nomem:
 
 void virtio_net_destroy(struct virtio_net *n)
 {
-	if (n->waiter_added)
-		ratelimit_remove_waiter(n->rl, net_rl_wake, n);
-	n->waiter_added = false;
+	ratelimit_remove_waiter(n->rl, net_rl_wake, n); /* rl is set once it is added */
+	n->rl = NULL;
 	for (uint16_t k = 0; k < VIRTIO_NET_MAX_PAIRS; k++) {
 		struct virtio_net_txq *t = &n->txq[k];
 		free(t->chain);

@@ -141,6 +141,7 @@ struct virtio_net_params {
 	uint16_t mtu;	      /* 0: not offered (VIRTIO_NET_F_MTU off) */
 	uint16_t queue_pairs; /* 1..VIRTIO_NET_MAX_PAIRS, one backend fd each */
 	uint32_t queue_size;  /* 0: VIRTIO_NET_QUEUE_SIZE */
+	bool no_tso;	      /* offer checksum offloads without segmentation */
 	/* NULL: no limit. Both directions; not owned, must outlive the device,
 	 * which registers a waiter on it at init and removes it at destroy. */
 	struct ratelimit *rl;
@@ -194,9 +195,8 @@ struct virtio_net {
 	struct virtio_net_rxq rxq[VIRTIO_NET_MAX_PAIRS];
 	struct virtio_net_txq txq[VIRTIO_NET_MAX_PAIRS];
 	struct vq_chain *ctrl_chain;
-	struct ratelimit *rl;
-	bool waiter_added;
-	bool running; /* activated, not reset since; __atomic */
+	struct ratelimit *rl; /* set once its waiter is registered */
+	bool running;	      /* activated, not reset since; __atomic */
 	/* Updated with __atomic builtins: TX runs on kicks, RX on the loop. */
 	struct virtio_net_counters ctr;
 };

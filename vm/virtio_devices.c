@@ -417,24 +417,6 @@ static int tap_finish(struct netdev *nd, const struct net_config *nc, struct chv
 	return rc;
 }
 
-/* The offloads the config turns off, off the device's offer: checksum
- * offload carries the segmentation ones (the backend flags); TSO alone is
- * masked here. The device offers no UFO, so offload_ufo changes nothing. */
-static void net_offloads(struct netdev *nd, const struct net_config *nc,
-			 struct virtio_net_backend *be, bool after_init)
-{
-	if (!after_init) {
-		be->host_offloads = be->host_offloads && nc->offload_csum;
-		be->guest_offloads = be->guest_offloads && nc->offload_csum;
-		return;
-	}
-	if (!nc->offload_tso)
-		nd->net.vdev.features &=
-		    ~(1ull << VIRTIO_NET_F_HOST_TSO4 | 1ull << VIRTIO_NET_F_HOST_TSO6 |
-		      1ull << VIRTIO_NET_F_HOST_ECN | 1ull << VIRTIO_NET_F_GUEST_TSO4 |
-		      1ull << VIRTIO_NET_F_GUEST_TSO6 | 1ull << VIRTIO_NET_F_GUEST_ECN);
-}
-
 /* Net j: the tap opened (errors name --net), the device over it, then the
  * function on the bus like the others. */
 static int net_add(struct vm *vm, struct vm_virtio *v, uint32_t j, struct chv_err *err)
@@ -465,16 +447,18 @@ static int net_add(struct vm *vm, struct vm_virtio *v, uint32_t j, struct chv_er
 	    .mtu = nc->mtu,
 	    .queue_pairs = pairs,
 	    .queue_size = nc->queue_size,
+	    .no_tso = !nc->offload_tso, /* the device offers no UFO: offload_ufo is moot */
+	    .rl = nd->rl,
 	};
 	memcpy(np.mac, nc->mac, 6);
-	np.rl = nd->rl;
 	struct virtio_net_backend be;
 	tap_backend(&nd->tap, &be);
-	net_offloads(nd, nc, &be, false);
+	/* offload_csum=off: no offloaded frames either way (TSO rides on it). */
+	be.host_offloads = be.host_offloads && nc->offload_csum;
+	be.guest_offloads = be.guest_offloads && nc->offload_csum;
 	nd->net_ok = true; /* destroy is safe on a half-initialised device */
 	if ((e = virtio_net_init(&nd->net, &vm->mem, &np, &be, err)) < 0)
 		return e;
-	net_offloads(nd, nc, &be, true);
 	for (uint16_t k = 0; k < pairs; k++)
 		nd->rx[k] = (struct net_rx){{-1, net_rx_ready, &nd->rx[k]}, nd, k};
 	const struct virtio_net_poll poll = {.set = net_poll_set, .ctx = nd};

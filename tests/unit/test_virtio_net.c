@@ -191,6 +191,9 @@ static int mem_setup(struct g *g)
 	return vm_mem_create(&g->m, &l, false, false, &err);
 }
 
+/* The next make_with() offers checksum offloads without TSO. */
+static bool make_no_tso;
+
 static struct g *make_with(uint16_t pairs, uint16_t mtu, struct ratelimit *rl)
 {
 	struct g *g = calloc(1, sizeof(*g));
@@ -212,7 +215,8 @@ static struct g *make_with(uint16_t pairs, uint16_t mtu, struct ratelimit *rl)
 	be.ctx = g;
 	be.host_offloads = true;
 	be.guest_offloads = true;
-	struct virtio_net_params p = {.mtu = mtu, .queue_pairs = pairs, .rl = rl};
+	struct virtio_net_params p = {
+	    .mtu = mtu, .queue_pairs = pairs, .rl = rl, .no_tso = make_no_tso};
 	memcpy(p.mac, guest_mac, 6);
 	int rc = virtio_net_init(&g->n, &g->m, &p, &be, &err);
 	if (rc)
@@ -767,6 +771,26 @@ static void test_rx_mergeable_readable_mid_frame(void **state)
 }
 
 /* ---- activation, offloads, reset ---- */
+
+/* offload_tso=off: checksum offloads still offered, segmentation not. */
+static void test_no_tso_offer(void **state)
+{
+	(void)state;
+	const uint64_t tso = F(VIRTIO_NET_F_HOST_TSO4) | F(VIRTIO_NET_F_HOST_TSO6) |
+			     F(VIRTIO_NET_F_HOST_ECN) | F(VIRTIO_NET_F_GUEST_TSO4) |
+			     F(VIRTIO_NET_F_GUEST_TSO6) | F(VIRTIO_NET_F_GUEST_ECN);
+	const uint64_t csum = F(VIRTIO_NET_F_CSUM) | F(VIRTIO_NET_F_GUEST_CSUM);
+	struct g *g = make(1, 1500);
+	assert_int_equal(g->n.vdev.features & (tso | csum), tso | csum);
+	void *st = g;
+	teardown(&st);
+	make_no_tso = true;
+	g = make(1, 1500);
+	make_no_tso = false;
+	assert_int_equal(g->n.vdev.features & (tso | csum), csum);
+	st = g;
+	teardown(&st);
+}
 
 static void test_offloads_follow_negotiation(void **state)
 {
@@ -1955,6 +1979,7 @@ int main(void)
 					    teardown),
 	    cmocka_unit_test_setup_teardown(test_rx_no_buffers_frames_wait, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_rx_malformed_chains, setup, teardown),
+	    cmocka_unit_test(test_no_tso_offer),
 	    cmocka_unit_test_setup_teardown(test_offloads_follow_negotiation, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_reset_drops_pending_frame, setup_mrg, teardown),
 	    cmocka_unit_test(test_multiqueue),
