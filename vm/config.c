@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "virtio/tap.h"
 #include "vm/cpuid.h"
 #include "vm/layout.h"
 #include "vm/optparse.h"
@@ -378,6 +379,18 @@ static const char *const disk_keys[] = {
     "path",   "readonly", "direct", "num_queues",	"queue_size",
     "serial", "id",	  RL_KEYS,  "rate_limit_group", NULL};
 
+/* A device draws from its own limits or from a group's, not both. */
+static int check_rl_exclusive(const char *opt, const struct rl_config *rl, const char *group,
+			      struct chv_err *err)
+{
+	if (!rl_config_active(rl))
+		return 0;
+	return chv_err_set(err, -EINVAL,
+			   "%s: rate_limit_group=%s and the device's own limits (bw_*, ops_*) "
+			   "are exclusive",
+			   opt, group);
+}
+
 /* A device's rate_limit_group= and its own limits. */
 static int parse_device_rl(const char *opt, const char *const *val, struct rl_config *rl,
 			   char **group, struct chv_err *err)
@@ -387,11 +400,8 @@ static int parse_device_rl(const char *opt, const char *const *val, struct rl_co
 		return rc;
 	if (!val[RL_GROUP])
 		return 0;
-	if (rl_config_active(rl))
-		return chv_err_set(err, -EINVAL,
-				   "%s: rate_limit_group=%s and the device's own limits (bw_*, "
-				   "ops_*) are exclusive",
-				   opt, val[RL_GROUP]);
+	if ((rc = check_rl_exclusive(opt, rl, val[RL_GROUP], err)))
+		return rc;
 	return set_str(group, opt, val[RL_GROUP], err);
 }
 
@@ -482,29 +492,11 @@ void vm_config_format_mac(const uint8_t mac[6], char out[18])
 		 mac[5]);
 }
 
-static int hexdigit(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
-
 /* "aa:bb:cc:dd:ee:ff", a unicast address other than all zeros. */
 static int parse_mac(const char *opt, const char *key, const char *s, uint8_t mac[6],
 		     struct chv_err *err)
 {
-	bool ok = strlen(s) == 17;
-	for (int i = 0; ok && i < 6; i++) {
-		int hi = hexdigit(s[3 * i]), lo = hexdigit(s[3 * i + 1]);
-		ok = hi >= 0 && lo >= 0 && (i == 5 || s[3 * i + 2] == ':');
-		if (ok)
-			mac[i] = (uint8_t)(hi << 4 | lo);
-	}
-	if (!ok)
+	if (tap_parse_mac(s, mac))
 		return chv_err_set(err, -EINVAL,
 				   "%s: %s=%s is not a MAC address (aa:bb:cc:dd:ee:ff)", opt, key,
 				   s);
@@ -514,11 +506,15 @@ static int parse_mac(const char *opt, const char *key, const char *s, uint8_t ma
 int vm_config_check_mac(const char *opt, const char *key, const uint8_t mac[6], struct chv_err *err)
 {
 	char txt[18];
+	const char *eq = key ? "=" : "";
 	vm_config_format_mac(mac, txt);
+	key = key ? key : "";
 	if (mac[0] & 1)
-		return chv_err_set(err, -EINVAL, "%s: %s=%s is a multicast address", opt, key, txt);
+		return chv_err_set(err, -EINVAL, "%s: %s%s%s is a multicast address", opt, key, eq,
+				   txt);
 	if (!(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]))
-		return chv_err_set(err, -EINVAL, "%s: %s=%s is not a valid address", opt, key, txt);
+		return chv_err_set(err, -EINVAL, "%s: %s%s%s is not a valid address", opt, key, eq,
+				   txt);
 	return 0;
 }
 
@@ -1038,7 +1034,7 @@ static int check_rng(const struct vm_config *c, struct chv_err *err)
 	return 0;
 }
 
-static const struct rl_group_config *find_group(const struct vm_config *c, const char *id)
+const struct rl_group_config *vm_config_find_rl_group(const struct vm_config *c, const char *id)
 {
 	for (uint32_t i = 0; i < c->nrl_groups && i < CONFIG_MAX_RL_GROUPS; i++)
 		if (c->rl_groups[i].id && strcmp(c->rl_groups[i].id, id) == 0)
@@ -1055,12 +1051,9 @@ static int check_device_rl(const struct vm_config *c, const char *opt, const str
 		return rc;
 	if (!*group)
 		return chv_err_set(err, -EINVAL, "%s: rate_limit_group= needs a group id", opt);
-	if (rl_config_active(rl))
-		return chv_err_set(err, -EINVAL,
-				   "%s: rate_limit_group=%s and the device's own limits (bw_*, "
-				   "ops_*) are exclusive",
-				   opt, group);
-	if (!find_group(c, group))
+	if ((rc = check_rl_exclusive(opt, rl, group, err)))
+		return rc;
+	if (!vm_config_find_rl_group(c, group))
 		return chv_err_set(err, -EINVAL,
 				   "%s: rate_limit_group=%s is not defined (--rate-limit-group "
 				   "id=%s,...)",
@@ -1085,7 +1078,7 @@ static int check_groups(const struct vm_config *c, struct chv_err *err)
 			return chv_err_set(err, -EINVAL,
 					   "%s: id=%s sets no limit (bw_size= or ops_size=)", opt,
 					   g->id);
-		if (find_group(c, g->id) != g)
+		if (vm_config_find_rl_group(c, g->id) != g)
 			return chv_err_set(err, -EINVAL, "%s: id=%s is used twice", opt, g->id);
 	}
 	return 0;

@@ -174,11 +174,14 @@ chv_must_check int vm_config_parse_rl_group(struct vm_config *c, const char *v,
 /* rl_config_check() with its message led by opt ("--disk", or a field). */
 chv_must_check int vm_config_check_rl(const char *opt, const struct rl_config *rl,
 				      struct chv_err *err);
+/* The group named id, or NULL. */
+const struct rl_group_config *vm_config_find_rl_group(const struct vm_config *c, const char *id);
 /* A random locally administered unicast MAC address. */
 void vm_config_random_mac(uint8_t mac[6]);
 /* "aa:bb:cc:dd:ee:ff" into out (18 bytes). */
 void vm_config_format_mac(const uint8_t mac[6], char out[18]);
-/* A unicast address other than zero; errors name opt and key. */
+/* A unicast address other than zero; errors name opt and key ("--net:
+ * mac=..."), or opt alone when key is NULL (a field path). */
 chv_must_check int vm_config_check_mac(const char *opt, const char *key, const uint8_t mac[6],
 				       struct chv_err *err);
 /* Whether s can name a network interface (1..15 bytes, no '/', ':', space). */

@@ -3,7 +3,6 @@
  * user wrote it ("config.cpus.boot_vcpus"), so chvd can return it as is. */
 #include "vm/config_proto.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -11,6 +10,7 @@
 #include <string.h>
 #include <sys/un.h>
 
+#include "virtio/tap.h"
 #include "vm/layout.h"
 
 #define MIB		    (1024ULL * 1024)
@@ -259,14 +259,6 @@ static void rl_from(struct rl_config *rl, const Chv__V1__RateLimiterConfig *p)
 	    (struct rl_bucket_config){p->ops_size, p->ops_one_time_burst, p->ops_refill_time_ms};
 }
 
-static const struct rl_group_config *group_find(const struct vm_config *c, const char *id)
-{
-	for (uint32_t i = 0; i < c->nrl_groups && i < CONFIG_MAX_RL_GROUPS; i++)
-		if (strcmp(c->rl_groups[i].id, id) == 0)
-			return &c->rl_groups[i];
-	return NULL;
-}
-
 /* A device's rate_limiter or rate_limit_group (field: "config.disks[0]"). */
 static int device_rl_from(const struct vm_config *c, const char *field,
 			  const Chv__V1__RateLimiterConfig *p, const char *group,
@@ -284,7 +276,7 @@ static int device_rl_from(const struct vm_config *c, const char *field,
 				   "%s: \"%s\" and %s.rate_limiter are exclusive (a device has "
 				   "its own limits or a group's)",
 				   f, group, field);
-	if (!group_find(c, group))
+	if (!vm_config_find_rl_group(c, group))
 		return chv_err_set(err, -EINVAL, "%s: \"%s\" is not in config.rate_limit_groups", f,
 				   group);
 	return dup_str(group_out, f, group, err);
@@ -306,7 +298,7 @@ static int groups_from(struct vm_config *c, const Chv__V1__VmConfig *p, struct c
 		if (!g || !str_set(g->id))
 			return chv_err_set(err, -EINVAL,
 					   "config.rate_limit_groups[%zu].id is required", i);
-		if (group_find(c, g->id))
+		if (vm_config_find_rl_group(c, g->id))
 			return chv_err_set(err, -EINVAL,
 					   "config.rate_limit_groups[%zu].id: \"%s\" is used twice",
 					   i, g->id);
@@ -397,24 +389,10 @@ static int disks_from(struct vm_config *c, const Chv__V1__VmConfig *p, struct ch
 
 static int mac_from(const char *field, const char *s, uint8_t mac[6], struct chv_err *err)
 {
-	unsigned b[6];
-	char tail;
-	if (strlen(s) != 17 || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3],
-				      &b[4], &b[5], &tail) != 6)
+	if (tap_parse_mac(s, mac))
 		return chv_err_set(err, -EINVAL,
 				   "%s: \"%s\" is not a MAC address (aa:bb:cc:dd:ee:ff)", field, s);
-	for (int k = 0; k < 6; k++) {
-		if (!isxdigit((unsigned char)s[3 * k]) || !isxdigit((unsigned char)s[3 * k + 1]))
-			return chv_err_set(err, -EINVAL,
-					   "%s: \"%s\" is not a MAC address (aa:bb:cc:dd:ee:ff)",
-					   field, s);
-		mac[k] = (uint8_t)b[k];
-	}
-	if (mac[0] & 1)
-		return chv_err_set(err, -EINVAL, "%s: %s is a multicast address", field, s);
-	if (!(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]))
-		return chv_err_set(err, -EINVAL, "%s: %s is not a valid address", field, s);
-	return 0;
+	return vm_config_check_mac(field, NULL, mac, err);
 }
 
 static int net_addrs_from(struct net_config *n, size_t i, const Chv__V1__NetConfig *p,

@@ -308,10 +308,8 @@ static struct ratelimit *device_limiter(struct vm *vm, struct vm_virtio *v, stru
 {
 	if (own->rl)
 		return own->rl;
-	for (uint32_t i = 0; group && i < vm->cfg->nrl_groups; i++)
-		if (strcmp(vm->cfg->rl_groups[i].id, group) == 0)
-			return v->group[i].rl;
-	return NULL;
+	const struct rl_group_config *g = vm_config_find_rl_group(vm->cfg, group);
+	return g ? v->group[g - vm->cfg->rl_groups].rl : NULL;
 }
 
 /* Disk i: its image opened and locked (the library's errors name --disk),

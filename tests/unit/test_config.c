@@ -1196,6 +1196,32 @@ static void test_net_validate(void **state)
 	vm_config_free(&c);
 }
 
+/* The MAC and group helpers that the API conversion shares. */
+static void test_net_helpers(void **state)
+{
+	(void)state;
+	struct chv_err err = {0};
+	const uint8_t ok[6] = {0x52, 0x54, 0, 0, 0, 1}, multi[6] = {0x33, 0x33, 0, 0, 0, 1};
+	const uint8_t zero[6] = {0};
+	assert_int_equal(vm_config_check_mac("--net", "mac", ok, &err), 0);
+	assert_int_equal(vm_config_check_mac("--net", "host_mac", multi, &err), -EINVAL);
+	assert_string_equal(err.msg, "--net: host_mac=33:33:00:00:00:01 is a multicast address");
+	assert_int_equal(vm_config_check_mac("config.nets[0].mac", NULL, zero, &err), -EINVAL);
+	assert_string_equal(err.msg,
+			    "config.nets[0].mac: 00:00:00:00:00:00 is not a valid address");
+
+	struct vm_config c;
+	vm_config_init(&c);
+	assert_null(vm_config_find_rl_group(&c, "g"));
+	assert_int_equal(vm_config_parse_rl_group(&c, "id=g,bw_size=1,bw_refill_time=1", &err), 0);
+	assert_int_equal(vm_config_parse_rl_group(&c, "id=h,ops_size=1,ops_refill_time=1", &err),
+			 0);
+	assert_ptr_equal(vm_config_find_rl_group(&c, "h"), &c.rl_groups[1]);
+	assert_ptr_equal(vm_config_find_rl_group(&c, "g"), &c.rl_groups[0]);
+	assert_null(vm_config_find_rl_group(&c, "gh"));
+	vm_config_free(&c);
+}
+
 static void test_free_partial(void **state)
 {
 	(void)state;
@@ -1247,6 +1273,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_disk, files_setup, files_teardown),
 	    cmocka_unit_test(test_net_parse),
 	    cmocka_unit_test_setup_teardown(test_net_validate, files_setup, files_teardown),
+	    cmocka_unit_test(test_net_helpers),
 	    cmocka_unit_test(test_free_partial),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
