@@ -30,6 +30,7 @@
 #include "daemon/store.h"
 #include "daemon/vms.h"
 #include "daemon/wconn.h"
+#include "vm/seccomp.h"
 
 struct options {
 	char listen[PATH_MAX];
@@ -42,8 +43,8 @@ struct options {
 	unsigned max_vms;
 	unsigned warm_workers;
 	bool shutdown_vms_on_exit;
-	const char *seccomp; /* --seccomp for the workers: true, log or false */
-	const char *vm_user; /* --vm-user: NULL when not given */
+	enum seccomp_mode seccomp; /* --seccomp: chvd's and the workers' */
+	const char *vm_user;	   /* --vm-user: NULL when not given */
 	int verbosity;
 	/* --listen-tcp: NULL when not given. */
 	const char *tcp;
@@ -277,11 +278,9 @@ static int parse_options(struct options *o, int argc, char **argv)
 			o->shutdown_vms_on_exit = true;
 			break;
 		case 'S':
-			if (strcmp(optarg, "true") && strcmp(optarg, "log") &&
-			    strcmp(optarg, "false"))
+			if (chv_seccomp_mode_parse(optarg, &o->seccomp) < 0)
 				return usage_error(
 				    "--seccomp: unknown value \"%s\" (true, log or false)", optarg);
-			o->seccomp = optarg;
 			break;
 		case 'U': {
 			struct passwd *pw = getpwnam(optarg);
@@ -750,22 +749,22 @@ int main(int argc, char **argv)
 		fprintf(stderr, "chvd: %s\n", err.msg);
 		return 1;
 	}
-	wconn_set_worker_options(o.seccomp, o.vm_user);
+	wconn_set_worker_options(chv_seccomp_mode_name(o.seccomp), o.vm_user);
 	struct vms_config vc = {o.vmm, o.runtime_dir, o.max_vms, o.warm_workers};
-	if (vms_init(&vc, &err) < 0 || pool_start(8, &err) < 0) {
-		fprintf(stderr, "chvd: %s\n", err.msg);
-		return 1;
-	}
+	struct rpc_server *srv = NULL;
+	struct health *health = NULL;
+	/* Our socket files, once made: removed again on a failed start. */
+	bool made_api = false, made_ro = false;
+	if (vms_init(&vc, &err) < 0 || pool_start(8, &err) < 0)
+		goto fail;
 	vms_restore();
 
 	if (own_api)
-		lfd = listen_unix("--listen", o.listen, &o, &err);
+		made_api = (lfd = listen_unix("--listen", o.listen, &o, &err)) >= 0;
 	if (lfd >= 0 && own_ro)
-		rofd = listen_unix("--listen-ro", o.listen_ro, &o, &err);
-	struct rpc_server *srv = NULL;
+		made_ro = (rofd = listen_unix("--listen-ro", o.listen_ro, &o, &err)) >= 0;
 	struct rpc_server_opts so = {
 	    .on_accept = on_accept, .on_call = on_call, .on_denied = on_denied};
-	struct health *health = NULL;
 	size_t nm;
 	const struct rpc_method *m = services_methods(&nm, on_api_shutdown);
 	size_t nh;
@@ -775,21 +774,13 @@ int main(int argc, char **argv)
 	    !(hm = health_methods(health, &nh)) || rpc_server_add_methods(srv, hm, nh, &err) < 0 ||
 	    rpc_server_add_listener(srv, lfd, &err) < 0 ||
 	    (rofd >= 0 && rpc_server_add_read_only_listener(srv, rofd, &err) < 0) ||
-	    (o.tcp && listen_tcp(srv, &o, &pems, &err) < 0) || rpc_server_start(srv, &err) < 0) {
-		fprintf(stderr, "chvd: %s\n", err.msg);
-		return 1;
-	}
+	    (o.tcp && listen_tcp(srv, &o, &pems, &err) < 0) || rpc_server_start(srv, &err) < 0)
+		goto fail;
 	tls_unload(&pems); /* gRPC keeps its own copies */
 	/* Every socket is open and every thread started: from here on chvd
 	 * needs none of the calls its filter denies (daemon/sandbox.h). */
-	const char *smode = o.seccomp ? o.seccomp : "true";
-	enum seccomp_mode sm = strcmp(smode, "false") == 0 ? SECCOMP_FALSE
-			       : strcmp(smode, "log") == 0 ? SECCOMP_LOG
-							   : SECCOMP_TRUE;
-	if (chvd_sandbox(sm, &err) < 0) {
-		fprintf(stderr, "chvd: %s\n", err.msg);
-		return 1;
-	}
+	if (chvd_sandbox(o.seccomp, &err) < 0)
+		goto fail;
 	int probe = chvd_sandbox_probe();
 	if (probe != -ENOSYS)
 		dlog(DLOG_NOTICE, NULL, "seccomp probe: acct() = %s",
@@ -833,4 +824,19 @@ int main(int argc, char **argv)
 	if (own_ro)
 		unlink(o.listen_ro);
 	return 0;
+
+fail:
+	/* Nothing of a failed start stays behind: the idle workers go (VMs
+	 * restored from an earlier chvd keep running), and so do our sockets. */
+	fprintf(stderr, "chvd: %s\n", err.msg);
+	vms_shutdown_all(false);
+	rpc_server_shutdown(srv, 0);
+	pool_stop();
+	health_destroy(health);
+	tls_unload(&pems);
+	if (made_api)
+		unlink(o.listen);
+	if (made_ro)
+		unlink(o.listen_ro);
+	return 1;
 }

@@ -259,10 +259,9 @@ static int worker_get(struct vmrec *r, bool use_pool, struct wconn **w, pid_t *p
 		set_result(res, RPC_UNAVAILABLE, "VM %s: %s", r->id, err.msg);
 		return -1;
 	}
-	if (wconn_connect(w, sock, *pid, &worker_ops, r, &err) < 0) {
+	if (wconn_connect(w, sock, *pid, logp, &worker_ops, r, &err) < 0) {
 		vmrec_put(r);
-		kill(*pid, SIGKILL); /* our child: reaped here, its socket removed */
-		waitpid(*pid, NULL, 0);
+		wconn_kill_spawned(*pid); /* our child: reaped here, its socket removed */
 		unlink(sock);
 		set_result(res, RPC_UNAVAILABLE, "VM %s: %s", r->id, err.msg);
 		return -1;
@@ -851,7 +850,7 @@ static void restore_one(void *ctx, Chv__V1__VmInfo *info)
 	struct wconn *w = NULL;
 	struct stat st;
 	__atomic_add_fetch(&r->refs, 1, __ATOMIC_ACQ_REL);
-	if (stat(sock, &st) == 0 && wconn_connect(&w, sock, 0, &worker_ops, r, &err) == 0) {
+	if (stat(sock, &st) == 0 && wconn_connect(&w, sock, 0, NULL, &worker_ops, r, &err) == 0) {
 		pthread_mutex_lock(&r->lock);
 		r->worker = w;
 		pthread_mutex_unlock(&r->lock);

@@ -51,56 +51,15 @@ struct wconn {
 	struct wconn *next_release;
 };
 
-/* Workers spawned and not yet connected: their log files, by pid. */
-struct spawned {
-	pid_t pid;
-	char *log_path;
-	struct spawned *next;
-};
-static pthread_mutex_t spawned_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct spawned *spawned_list;
-
 static struct {
-	char seccomp[8];
-	char vm_user[64];
-} worker_args = {"true", ""};
+	const char *seccomp;
+	const char *vm_user; /* NULL: none */
+} worker_args = {"true", NULL};
 
 void wconn_set_worker_options(const char *seccomp, const char *vm_user)
 {
-	snprintf(worker_args.seccomp, sizeof(worker_args.seccomp), "%s",
-		 seccomp ? seccomp : "true");
-	snprintf(worker_args.vm_user, sizeof(worker_args.vm_user), "%s", vm_user ? vm_user : "");
-}
-
-static void spawned_add(pid_t pid, const char *log_path)
-{
-	struct spawned *s = calloc(1, sizeof(*s));
-	if (!s)
-		return;
-	s->pid = pid;
-	s->log_path = strdup(log_path);
-	pthread_mutex_lock(&spawned_lock);
-	s->next = spawned_list;
-	spawned_list = s;
-	pthread_mutex_unlock(&spawned_lock);
-}
-
-/* Removes pid's entry and returns its path (the caller frees it). */
-static char *spawned_take(pid_t pid)
-{
-	char *path = NULL;
-	pthread_mutex_lock(&spawned_lock);
-	for (struct spawned **pp = &spawned_list; *pp; pp = &(*pp)->next) {
-		if ((*pp)->pid == pid) {
-			struct spawned *s = *pp;
-			*pp = s->next;
-			path = s->log_path;
-			free(s);
-			break;
-		}
-	}
-	pthread_mutex_unlock(&spawned_lock);
-	return path;
+	worker_args.seccomp = seccomp ? seccomp : "true";
+	worker_args.vm_user = vm_user;
 }
 
 /* A dead worker's cgroup directory (vm/confine.c made it), best effort. */
@@ -347,14 +306,15 @@ void wconn_supervisor_stop(void)
 	sup.running = false;
 	close(sup.epfd);
 	close(sup.wake);
-	pthread_mutex_lock(&spawned_lock);
-	while (spawned_list) {
-		struct spawned *s = spawned_list;
-		spawned_list = s->next;
-		free(s->log_path);
-		free(s);
-	}
-	pthread_mutex_unlock(&spawned_lock);
+}
+
+void wconn_kill_spawned(pid_t pid)
+{
+	if (pid <= 0)
+		return;
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	remove_cgroup(pid);
 }
 
 int wconn_spawn(const char *vmm, const char *sock_path, const char *log_path, int timeout_ms,
@@ -377,16 +337,14 @@ int wconn_spawn(const char *vmm, const char *sock_path, const char *log_path, in
 	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
 					  POSIX_SPAWN_SETSIGDEF);
 	char *argv[9] = {(char *)vmm,	    "--worker",	 "--control",
-			 (char *)sock_path, "--seccomp", worker_args.seccomp};
-	if (worker_args.vm_user[0]) {
+			 (char *)sock_path, "--seccomp", (char *)worker_args.seccomp};
+	if (worker_args.vm_user) {
 		argv[6] = "--vm-user";
-		argv[7] = worker_args.vm_user;
+		argv[7] = (char *)worker_args.vm_user;
 	}
 	extern char **environ;
 	unlink(sock_path);
 	int r = posix_spawn(pid, vmm, &fa, &at, argv, environ);
-	if (r == 0)
-		spawned_add(*pid, log_path);
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&at);
 	if (r)
@@ -399,7 +357,7 @@ int wconn_spawn(const char *vmm, const char *sock_path, const char *log_path, in
 			return 0;
 		int status;
 		if (waitpid(*pid, &status, WNOHANG) == *pid) {
-			free(spawned_take(*pid));
+			remove_cgroup(*pid);
 			return chv_err_set(err, -ECHILD,
 					   "worker %s exited at start-up (status %d); see %s", vmm,
 					   WIFEXITED(status) ? WEXITSTATUS(status) : -1, log_path);
@@ -408,9 +366,7 @@ int wconn_spawn(const char *vmm, const char *sock_path, const char *log_path, in
 		clock_gettime(CLOCK_MONOTONIC, &t);
 		if ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 >
 		    timeout_ms) {
-			kill(*pid, SIGKILL);
-			waitpid(*pid, NULL, 0);
-			free(spawned_take(*pid));
+			wconn_kill_spawned(*pid);
 			unlink(sock_path); /* in case it appeared at the last moment */
 			return chv_err_set(err, -ETIMEDOUT, "worker did not open %s in %d ms",
 					   sock_path, timeout_ms);
@@ -419,8 +375,8 @@ int wconn_spawn(const char *vmm, const char *sock_path, const char *log_path, in
 	}
 }
 
-int wconn_connect(struct wconn **out, const char *sock_path, pid_t pid, const struct wconn_ops *ops,
-		  void *ctx, struct chv_err *err)
+int wconn_connect(struct wconn **out, const char *sock_path, pid_t pid, const char *log_path,
+		  const struct wconn_ops *ops, void *ctx, struct chv_err *err)
 {
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
 	if (strlen(sock_path) >= sizeof(a.sun_path))
@@ -452,13 +408,13 @@ int wconn_connect(struct wconn **out, const char *sock_path, pid_t pid, const st
 			pid = cred.pid;
 	}
 	struct wconn *w = calloc(1, sizeof(*w));
-	if (!w) {
+	if (!w || (log_path && !(w->log_path = strdup(log_path)))) {
+		free(w);
 		close(fd);
 		return chv_err_set(err, -ENOMEM, "out of memory");
 	}
 	w->fd = fd;
 	w->pid = pid;
-	w->log_path = spawned_take(pid);
 	w->ops = ops;
 	w->ctx = ctx;
 	w->next_seq = 1;

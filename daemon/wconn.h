@@ -27,7 +27,8 @@ chv_must_check int wconn_supervisor_start(struct chv_err *err);
 void wconn_supervisor_stop(void);
 
 /* What every worker spawned from now on gets on its command line: chvd's
- * --seccomp (true, log or false; NULL: true) and --vm-user (NULL: none). */
+ * --seccomp (true, log or false; NULL: true) and --vm-user (NULL: none).
+ * The strings are kept, not copied: they must live as long as chvd. */
 void wconn_set_worker_options(const char *seccomp, const char *vm_user);
 
 /* Spawns `vmm --worker --control sock_path [--seccomp M] [--vm-user U]` in
@@ -36,9 +37,16 @@ void wconn_set_worker_options(const char *seccomp, const char *vm_user);
 chv_must_check int wconn_spawn(const char *vmm, const char *sock_path, const char *log_path,
 			       int timeout_ms, pid_t *pid, struct chv_err *err);
 
-/* Connects to a worker's socket; pid 0 when unknown (re-adopted worker). */
+/* Kills and reaps a worker wconn_spawn() started that has no connection
+ * (wconn_connect() failed), and removes its cgroup directory. */
+void wconn_kill_spawned(pid_t pid);
+
+/* Connects to a worker's socket; pid 0 when unknown (re-adopted worker).
+ * log_path: the worker's log, where the reason for its death is read
+ * (NULL: unknown). */
 chv_must_check int wconn_connect(struct wconn **out, const char *sock_path, pid_t pid,
-				 const struct wconn_ops *ops, void *ctx, struct chv_err *err);
+				 const char *log_path, const struct wconn_ops *ops, void *ctx,
+				 struct chv_err *err);
 
 /* Sends req (seq is assigned) and waits for its reply (free with
  * chv__worker__v1__reply__free_unpacked). -ETIMEDOUT, -EPIPE (worker gone). */

@@ -154,10 +154,8 @@ static int spawn_one(unsigned n, struct idle **out, struct chv_err *err)
 		return chv_err_set(err, -ENOMEM, "out of memory");
 	e->n = n;
 	int r = wconn_spawn(pool.vmm, sock, logp, SPAWN_TIMEOUT_MS, &e->pid, err);
-	if (r == 0 && (r = wconn_connect(&e->w, sock, e->pid, &idle_ops, e, err)) < 0) {
-		kill(e->pid, SIGKILL);
-		waitpid(e->pid, NULL, 0);
-	}
+	if (r == 0 && (r = wconn_connect(&e->w, sock, e->pid, logp, &idle_ops, e, err)) < 0)
+		wconn_kill_spawned(e->pid);
 	if (r < 0) {
 		remove_files(n);
 		free(e);

@@ -19,6 +19,7 @@
 #include "vm/cpuid.h"
 #include "vm/layout.h"
 #include "vm/optparse.h"
+#include "vm/seccomp.h"
 
 #define MIB		    (1024ULL * 1024)
 #define MEMORY_DEFAULT_SIZE (512 * MIB)
@@ -773,15 +774,9 @@ int vm_config_parse_rl_group(struct vm_config *c, const char *v, struct chv_err 
 
 static int parse_seccomp(struct vm_config *c, const char *v, struct chv_err *err)
 {
-	bool b;
-	if (strcmp(v, "log") == 0) {
-		c->seccomp = SECCOMP_LOG;
-		return 0;
-	}
-	if (optparse_bool("--seccomp", NULL, v, &b, NULL))
+	if (chv_seccomp_mode_parse(v, &c->seccomp))
 		return chv_err_set(err, -EINVAL,
 				   "--seccomp: unknown value \"%s\" (true, false or log)", v);
-	c->seccomp = b ? SECCOMP_TRUE : SECCOMP_FALSE;
 	return 0;
 }
 

@@ -67,6 +67,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "vm/optparse.h"
+
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
 /* The call the SIGSYS handler makes to get the process killed. uselib is
@@ -682,9 +684,21 @@ enum seccomp_mode chv_seccomp_mode(void)
 	return __atomic_load_n(&process_mode, __ATOMIC_ACQUIRE);
 }
 
-static const char *mode_name(enum seccomp_mode m)
+const char *chv_seccomp_mode_name(enum seccomp_mode m)
 {
 	return m == SECCOMP_TRUE ? "true" : m == SECCOMP_LOG ? "log" : "false";
+}
+
+int chv_seccomp_mode_parse(const char *v, enum seccomp_mode *mode)
+{
+	bool on;
+	if (strcmp(v, chv_seccomp_mode_name(SECCOMP_LOG)) == 0)
+		*mode = SECCOMP_LOG;
+	else if (optparse_bool("--seccomp", NULL, v, &on, NULL) == 0)
+		*mode = on ? SECCOMP_TRUE : SECCOMP_FALSE;
+	else
+		return -EINVAL;
+	return 0;
 }
 
 int chv_seccomp_thread(enum seccomp_thread t, struct chv_err *err)
@@ -699,7 +713,7 @@ int chv_seccomp_thread(enum seccomp_thread t, struct chv_err *err)
 	}
 	if (m != SECCOMP_FALSE)
 		log_debug("seccomp: %s thread filtered (--seccomp %s)", chv_seccomp_thread_name(t),
-			  mode_name(m));
+			  chv_seccomp_mode_name(m));
 	return 0;
 }
 

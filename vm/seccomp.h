@@ -47,6 +47,12 @@ chv_must_check int chv_seccomp_install(enum seccomp_thread t, enum seccomp_mode 
 void chv_seccomp_set_mode(enum seccomp_mode mode);
 enum seccomp_mode chv_seccomp_mode(void);
 
+/* A --seccomp value (chv-vmm, chvd and its workers alike): "log", or a
+ * boolean as every option takes them (true/false, on/off, ...): 0, or
+ * -EINVAL. chv_seccomp_mode_name() gives "true", "log" or "false". */
+chv_must_check int chv_seccomp_mode_parse(const char *v, enum seccomp_mode *mode);
+const char *chv_seccomp_mode_name(enum seccomp_mode m);
+
 /* chv_seccomp_install(t, chv_seccomp_mode()) with a debug log line; on
  * failure err says which thread and why (err may be NULL: the message is
  * logged as an error either way). */

@@ -183,13 +183,7 @@ int worker_parse_args(struct worker_opts *o, int argc, char **argv, struct chv_e
 				   "--seccomp true|log|false and --vm-user USER (got \"%s\")",
 				   a);
 	}
-	if (seccomp && strcmp(seccomp, "true") == 0)
-		o->seccomp = SECCOMP_TRUE;
-	else if (seccomp && strcmp(seccomp, "log") == 0)
-		o->seccomp = SECCOMP_LOG;
-	else if (seccomp && strcmp(seccomp, "false") == 0)
-		o->seccomp = SECCOMP_FALSE;
-	else if (seccomp)
+	if (seccomp && chv_seccomp_mode_parse(seccomp, &o->seccomp) < 0)
 		return chv_err_set(err, -EINVAL,
 				   "--seccomp: unknown value \"%s\" (true, false or log)", seccomp);
 	if (!worker)

@@ -55,6 +55,15 @@ expect_refusal 1 "--listen: $T/ww is writable by every user \(mode 1777\)" --lis
 expect_refusal 1 "--listen-ro: $T/ww is writable by every user" \
 	--listen "$T/x/a.sock" --listen-ro "$T/ww/ro.sock"
 [ ! -e "$T/ww/a.sock" ] || fail "chvd left a socket in the world-writable directory"
+# A start that fails after the read-write socket is made (the read-only path
+# is a regular file): chvd removes that socket and stops its idle workers,
+# and leaves the file it did not make.
+mkdir -p "$T/f" && : >"$T/f/ro.sock"
+expect_refusal 1 "--listen-ro: $T/f/ro.sock exists and is not a socket" \
+	--listen "$T/f/a.sock" --listen-ro "$T/f/ro.sock" --warm-workers 2
+[ ! -e "$T/f/a.sock" ] || fail "a failed start left its socket $T/f/a.sock"
+[ -f "$T/f/ro.sock" ] || fail "a failed start removed $T/f/ro.sock, which it did not make"
+pgrep -f -- "--control $T/xrun/" && fail "a failed start left idle workers running"
 
 # A directory chvd makes itself: 0755 (members must reach the socket; the
 # socket's own mode keeps the others out), the socket 0660 in the named group.
